@@ -14,6 +14,10 @@
 //! # Ok::<(), barkeep_config::ConfigErrors>(())
 //! ```
 
+// Configuration errors carry file, line, section, key, value and grammar so the message is
+// complete; they occur once per run, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod error;
 pub mod ini;
 pub mod keys;
@@ -227,7 +231,7 @@ pub fn redact_conninfo(s: &str) -> String {
             // than risk showing a password.
             out.push_str(&s[key_start..key_start + key.len()]);
             if i < b.len() {
-                out.push_str(" ");
+                out.push(' ');
                 out.push_str(MASK);
             }
             return out;
@@ -330,10 +334,11 @@ impl Config {
                     warn_deprecated(spec, entry, &global.name, &mut warnings);
                     // Validate global defaults at their own line, once, unless they use
                     // server references that only make sense per server.
-                    if spec.scope == Scope::Both && !entry.value.contains("%(") {
-                        if let Err(e) = gres.setting(spec) {
-                            errors.push(e);
-                        }
+                    if spec.scope == Scope::Both
+                        && !entry.value.contains("%(")
+                        && let Err(e) = gres.setting(spec)
+                    {
+                        errors.push(e);
                     }
                 }
             }

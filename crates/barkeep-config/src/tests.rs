@@ -354,3 +354,25 @@ proptest::proptest! {
         proptest::prop_assert!(!redact_conninfo(&u).contains(&pw));
     }
 }
+
+#[test]
+fn every_key_is_documented() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    for spec in keys::GLOBAL_KEYS.iter().chain(keys::SERVER_KEYS.iter()) {
+        assert!(
+            doc.contains(&format!("`{}`", spec.name)),
+            "`{}` missing from docs/configuration.md",
+            spec.name
+        );
+    }
+    for hook in keys::HOOK_KEYS {
+        assert!(
+            doc.contains(&format!("`{hook}`")),
+            "`{hook}` missing from docs/configuration.md"
+        );
+    }
+}

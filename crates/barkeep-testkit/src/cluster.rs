@@ -196,7 +196,8 @@ impl ClusterBuilder {
         let data = root.join("data");
         let sock = root.join("s");
         crate::template::copy_tree(&template, &data)?;
-        fs::create_dir(&sock).map_err(|e| HarnessError::io(format!("mkdir `{}`", sock.display()), e))?;
+        fs::create_dir(&sock)
+            .map_err(|e| HarnessError::io(format!("mkdir `{}`", sock.display()), e))?;
         for (name, contents) in &self.files {
             let p = data.join(name);
             fs::write(&p, contents)
@@ -293,7 +294,10 @@ impl Cluster {
     }
     /// A libpq conninfo for TCP on 127.0.0.1.
     pub fn tcp_conninfo(&self, user: &str, dbname: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} dbname={dbname}", self.port)
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={dbname}",
+            self.port
+        )
     }
     /// A libpq conninfo for the Unix socket.
     pub fn socket_conninfo(&self, user: &str, dbname: &str) -> String {
@@ -346,7 +350,10 @@ impl Cluster {
             }
             match self.try_start() {
                 Ok(()) => return Ok(()),
-                Err(e) if e.to_string().contains("could not bind") || e.to_string().contains("Address already in use") => {
+                Err(e)
+                    if e.to_string().contains("could not bind")
+                        || e.to_string().contains("Address already in use") =>
+                {
                     last_err = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -374,9 +381,12 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        let child = cmd
-            .spawn()
-            .map_err(|e| HarnessError::io(format!("start `{}`", self.install.bin.join("postgres").display()), e))?;
+        let child = cmd.spawn().map_err(|e| {
+            HarnessError::io(
+                format!("start `{}`", self.install.bin.join("postgres").display()),
+                e,
+            )
+        })?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(90);
         let pidfile = self.data.join("postmaster.pid");
@@ -398,7 +408,10 @@ impl Cluster {
             // postmaster.pid line 8 is the status pg_ctl waits for: "ready" or "standby".
             if let Ok(text) = fs::read_to_string(&pidfile) {
                 let status = text.lines().nth(7).unwrap_or("").trim();
-                let pid_ok = text.lines().next().and_then(|l| l.trim().parse::<u32>().ok())
+                let pid_ok = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse::<u32>().ok())
                     == self.child.as_ref().map(Child::id);
                 if pid_ok && (status == "ready" || status == "standby") {
                     return Ok(());
@@ -468,13 +481,18 @@ impl Cluster {
 
     /// Appends `key = value` to `postgresql.conf` (takes effect on reload or restart).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), HarnessError> {
-        append(&self.data.join("postgresql.conf"), &format!("{key} = {value}\n"))
+        append(
+            &self.data.join("postgresql.conf"),
+            &format!("{key} = {value}\n"),
+        )
     }
 
     /// Promotes a standby (as `pg_ctl promote` does) and waits until it accepts writes.
     pub fn promote(&mut self) -> Result<(), HarnessError> {
         let Some(child) = &self.child else {
-            return Err(HarnessError::new("promote: the server is not running".into()));
+            return Err(HarnessError::new(
+                "promote: the server is not running".into(),
+            ));
         };
         write_as(&self.data.join("promote"), b"", &self.user)?;
         let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
@@ -579,7 +597,11 @@ impl Cluster {
         auth: Auth,
         attributes: &str,
     ) -> Result<(), HarnessError> {
-        let enc = if auth == Auth::Md5 { "md5" } else { "scram-sha-256" };
+        let enc = if auth == Auth::Md5 {
+            "md5"
+        } else {
+            "scram-sha-256"
+        };
         self.psql(&format!(
             "SET password_encryption = '{enc}'; CREATE ROLE \"{name}\" LOGIN {attributes} PASSWORD '{}'",
             password.replace('\'', "''")
@@ -604,14 +626,24 @@ impl Cluster {
 
     /// Runs pgbench for `seconds` with `clients` clients; `extra` arguments go before the
     /// database name.
-    pub fn pgbench_run(&self, seconds: u32, clients: u32, extra: &[&str]) -> Result<String, HarnessError> {
+    pub fn pgbench_run(
+        &self,
+        seconds: u32,
+        clients: u32,
+        extra: &[&str],
+    ) -> Result<String, HarnessError> {
         let mut cmd = self.pgbench_command(seconds, clients, extra)?;
         let _ = &mut cmd;
         run(cmd, &format!("pgbench on port {}", self.port))
     }
 
     /// The pgbench command, to spawn in the background.
-    pub fn pgbench_command(&self, seconds: u32, clients: u32, extra: &[&str]) -> Result<Command, HarnessError> {
+    pub fn pgbench_command(
+        &self,
+        seconds: u32,
+        clients: u32,
+        extra: &[&str],
+    ) -> Result<Command, HarnessError> {
         let mut cmd = self.client("pgbench")?;
         cmd.arg("-n")
             .arg("-T")
@@ -683,7 +715,8 @@ fn append(path: &Path, text: &str) -> Result<(), HarnessError> {
 }
 
 fn write_as(path: &Path, contents: &[u8], user: &OsUser) -> Result<(), HarnessError> {
-    fs::write(path, contents).map_err(|e| HarnessError::io(format!("write `{}`", path.display()), e))?;
+    fs::write(path, contents)
+        .map_err(|e| HarnessError::io(format!("write `{}`", path.display()), e))?;
     if let Some((uid, gid)) = user.ids() {
         chown(path, Some(uid), Some(gid))
             .map_err(|e| HarnessError::io(format!("chown `{}`", path.display()), e))?;

@@ -83,7 +83,11 @@ impl PgInstall {
             .filter(|b| b.join("initdb").is_file())
             .filter_map(|b| PgInstall::from_bin(b).ok())
             .collect();
-        found.sort_by(|a, b| b.major.cmp(&a.major).then_with(|| b.version.cmp(&a.version)));
+        found.sort_by(|a, b| {
+            b.major
+                .cmp(&a.major)
+                .then_with(|| b.version.cmp(&a.version))
+        });
         found.dedup_by_key(|i| i.major);
         found
     }

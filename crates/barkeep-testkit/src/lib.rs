@@ -164,7 +164,8 @@ pub fn sweep_stale_clusters() {
             let owner = std::fs::read_to_string(path.join("owner.pid"))
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok());
-            let alive = |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            let alive =
+                |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
             let stale = match owner {
                 Some(pid) => !alive(pid),
                 // No owner file: only stale when old (it may be being created right now).

@@ -44,7 +44,15 @@ pub(crate) fn template(
         .env("LC_ALL", "C")
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "-N", "--auth=trust"]);
+        .args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-N",
+            "--auth=trust",
+        ]);
     crate::cluster::library_path(&mut cmd, &install.bin);
     match checksums {
         Some(true) => {
@@ -77,8 +85,8 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), HarnessError> {
     fs::create_dir(to).map_err(|e| HarnessError::io(format!("mkdir `{}`", to.display()), e))?;
     fs::set_permissions(to, fs::Permissions::from_mode(meta.permissions().mode()))
         .map_err(|e| HarnessError::io(format!("chmod `{}`", to.display()), e))?;
-    let entries =
-        fs::read_dir(from).map_err(|e| HarnessError::io(format!("list `{}`", from.display()), e))?;
+    let entries = fs::read_dir(from)
+        .map_err(|e| HarnessError::io(format!("list `{}`", from.display()), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| HarnessError::io(format!("list `{}`", from.display()), e))?;
         let name = entry.file_name();
@@ -99,7 +107,10 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), HarnessError> {
                 .map_err(|e| HarnessError::io(format!("symlink `{}`", dst.display()), e))?;
         } else {
             fs::copy(&src, &dst).map_err(|e| {
-                HarnessError::io(format!("copy `{}` to `{}`", src.display(), dst.display()), e)
+                HarnessError::io(
+                    format!("copy `{}` to `{}`", src.display(), dst.display()),
+                    e,
+                )
             })?;
         }
     }
