@@ -6,3 +6,4 @@
 //! the replication protocol are implemented here.
 
 pub mod codec;
+pub mod conninfo;
