@@ -220,7 +220,9 @@ fn percent_decode(s: &str) -> Result<String, ConninfoError> {
             let hex = s
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| ConninfoError::Syntax(format!("invalid percent-encoding in `{s}`")))?;
+                .ok_or_else(|| {
+                    ConninfoError::Syntax(format!("invalid percent-encoding in `{s}`"))
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -228,7 +230,8 @@ fn percent_decode(s: &str) -> Result<String, ConninfoError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| ConninfoError::Syntax("percent-encoding is not UTF-8".into()))
+    String::from_utf8(out)
+        .map_err(|_| ConninfoError::Syntax("percent-encoding is not UTF-8".into()))
 }
 
 fn parse_uri(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
@@ -256,7 +259,10 @@ fn parse_uri(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
             let (addr, after) = r
                 .split_once(']')
                 .ok_or_else(|| ConninfoError::Syntax(format!("unterminated `[` in `{h}`")))?;
-            (addr.to_string(), after.strip_prefix(':').unwrap_or("").to_string())
+            (
+                addr.to_string(),
+                after.strip_prefix(':').unwrap_or("").to_string(),
+            )
         } else {
             let (a, p) = h.split_once(':').unwrap_or((h, ""));
             (percent_decode(a)?, p.to_string())
@@ -274,9 +280,9 @@ fn parse_uri(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
         out.insert("dbname".into(), percent_decode(path)?);
     }
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| ConninfoError::Syntax(format!("missing `=` in URI parameter `{pair}`")))?;
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            ConninfoError::Syntax(format!("missing `=` in URI parameter `{pair}`"))
+        })?;
         let k = percent_decode(k)?;
         // libpq accepts `ssl=true` in URIs as `sslmode=require`.
         if k == "ssl" && v == "true" {
@@ -393,7 +399,9 @@ impl Environment for ProcessEnv {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
     fn os_user(&self) -> Option<String> {
-        std::env::var("USER").ok().or_else(|| std::env::var("LOGNAME").ok())
+        std::env::var("USER")
+            .ok()
+            .or_else(|| std::env::var("LOGNAME").ok())
     }
 }
 
@@ -404,12 +412,17 @@ fn service_files(env: &dyn Environment) -> Vec<PathBuf> {
     } else if let Some(home) = env.var("HOME") {
         files.push(Path::new(&home).join(".pg_service.conf"));
     }
-    let sysconf = env.var("PGSYSCONFDIR").unwrap_or_else(|| "/etc/postgresql-common".into());
+    let sysconf = env
+        .var("PGSYSCONFDIR")
+        .unwrap_or_else(|| "/etc/postgresql-common".into());
     files.push(Path::new(&sysconf).join("pg_service.conf"));
     files
 }
 
-fn lookup_service(name: &str, env: &dyn Environment) -> Result<BTreeMap<String, String>, ConninfoError> {
+fn lookup_service(
+    name: &str,
+    env: &dyn Environment,
+) -> Result<BTreeMap<String, String>, ConninfoError> {
     let files = service_files(env);
     for f in &files {
         let Ok(text) = std::fs::read_to_string(f) else {
@@ -606,7 +619,13 @@ pub fn resolve(conninfo: &str, env: &dyn Environment) -> Result<ConnParams, Conn
         "disable" => ChannelBinding::Disable,
         "prefer" => ChannelBinding::Prefer,
         "require" => ChannelBinding::Require,
-        other => return Err(value_err("channel_binding", other, "disable, prefer or require")),
+        other => {
+            return Err(value_err(
+                "channel_binding",
+                other,
+                "disable, prefer or require",
+            ));
+        }
     };
     let connect_timeout = match get("connect_timeout") {
         None => None,
@@ -621,9 +640,10 @@ pub fn resolve(conninfo: &str, env: &dyn Environment) -> Result<ConnParams, Conn
     let keepalives = get("keepalives").is_none_or(|v| v != "0");
     let home = env.var("HOME");
     let path_or_home = |key: &str, default: &str| -> Option<PathBuf> {
-        get(key)
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| Path::new(h).join(".postgresql").join(default)))
+        get(key).map(PathBuf::from).or_else(|| {
+            home.as_ref()
+                .map(|h| Path::new(h).join(".postgresql").join(default))
+        })
     };
 
     let replication = get("replication");
@@ -688,7 +708,9 @@ mod tests {
         assert_eq!(m["port"], "5433");
         assert_eq!(m["password"], "a b'c");
         assert_eq!(m["dbname"], "x y");
-        assert!(matches!(parse("host=a bogus=1"), Err(ConninfoError::UnknownKey(k)) if k == "bogus"));
+        assert!(
+            matches!(parse("host=a bogus=1"), Err(ConninfoError::UnknownKey(k)) if k == "bogus")
+        );
         assert!(parse("host").is_err());
         assert!(parse("password='open").is_err());
     }
@@ -709,7 +731,11 @@ mod tests {
 
     #[test]
     fn precedence_string_then_env_then_defaults() {
-        let e = env(&[("PGHOST", "envhost"), ("PGPORT", "7000"), ("PGUSER", "envuser")]);
+        let e = env(&[
+            ("PGHOST", "envhost"),
+            ("PGPORT", "7000"),
+            ("PGUSER", "envuser"),
+        ]);
         let p = resolve("host=strhost", &e).expect("resolves");
         assert_eq!(p.hosts, vec![(Host::Tcp("strhost".into()), 7000)]);
         assert_eq!(p.user, "envuser");
@@ -736,11 +762,20 @@ mod tests {
         .expect("write");
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let sock = Host::Unix("/tmp".into());
-        assert_eq!(pgpass_lookup(&f, &sock, 5432, "replication", "u").map(|p| p.0), Some("repl".into()));
-        assert_eq!(pgpass_lookup(&f, &Host::Tcp("h".into()), 1, "db", "u").map(|p| p.0), Some("any:thing".into()));
+        assert_eq!(
+            pgpass_lookup(&f, &sock, 5432, "replication", "u").map(|p| p.0),
+            Some("repl".into())
+        );
+        assert_eq!(
+            pgpass_lookup(&f, &Host::Tcp("h".into()), 1, "db", "u").map(|p| p.0),
+            Some("any:thing".into())
+        );
         assert!(pgpass_lookup(&f, &sock, 5432, "db", "nobody").is_none());
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(pgpass_lookup(&f, &sock, 5432, "replication", "u").is_none(), "world-readable file used");
+        assert!(
+            pgpass_lookup(&f, &sock, 5432, "replication", "u").is_none(),
+            "world-readable file used"
+        );
 
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let e = env(&[("PGPASSFILE", f.to_str().expect("utf8"))]);
@@ -753,7 +788,11 @@ mod tests {
     fn services() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("svc.conf");
-        std::fs::write(&f, "[main]\nhost=svchost\nport=6543\ndbname=svcdb\n[other]\nhost=x\n").expect("write");
+        std::fs::write(
+            &f,
+            "[main]\nhost=svchost\nport=6543\ndbname=svcdb\n[other]\nhost=x\n",
+        )
+        .expect("write");
         let e = env(&[("PGSERVICEFILE", f.to_str().expect("utf8"))]);
         let p = resolve("service=main dbname=mine", &e).expect("resolves");
         assert_eq!(p.hosts, vec![(Host::Tcp("svchost".into()), 6543)]);

@@ -61,8 +61,10 @@ mod tests {
 
     #[test]
     fn parses_server_output() {
-        let h = parse_history("1\t0/A000090\tno recovery target specified\n\n# c\n2\t0/B0000A0\tbefore 2026-01-01\n")
-            .expect("parses");
+        let h = parse_history(
+            "1\t0/A000090\tno recovery target specified\n\n# c\n2\t0/B0000A0\tbefore 2026-01-01\n",
+        )
+        .expect("parses");
         assert_eq!(h.len(), 2);
         assert_eq!(h[0].parent, 1);
         assert_eq!(h[0].switch_point, Lsn(0x0A00_0090));

@@ -69,7 +69,17 @@ mod tests {
         assert_eq!("1/a3".parse::<Lsn>(), Ok(Lsn((1 << 32) | 0xA3)));
         assert_eq!(Lsn((1 << 32) | 0xA3).to_string(), "1/A3");
         assert_eq!("00000001/00000002".parse::<Lsn>(), Ok(Lsn((1 << 32) | 2)));
-        for bad in ["", "/", "1/", "/1", "1-2", "123456789/0", "g/0", "1/2/3", " 1/2"] {
+        for bad in [
+            "",
+            "/",
+            "1/",
+            "/1",
+            "1-2",
+            "123456789/0",
+            "g/0",
+            "1/2/3",
+            " 1/2",
+        ] {
             assert!(bad.parse::<Lsn>().is_err(), "{bad}");
         }
     }

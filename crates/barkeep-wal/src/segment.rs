@@ -24,9 +24,7 @@ impl SegmentSize {
     pub fn from_setting(text: &str) -> Result<SegmentSize, WalError> {
         let t = text.trim();
         let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let n: u64 = t[..digits]
-            .parse()
-            .map_err(|_| WalError::SegmentSize(0))?;
+        let n: u64 = t[..digits].parse().map_err(|_| WalError::SegmentSize(0))?;
         let mult = match t[digits..].trim() {
             "" | "B" => 1,
             "kB" => 1 << 10,
@@ -59,7 +57,11 @@ impl SegmentSize {
             name: name.to_string(),
             reason: reason.to_string(),
         };
-        if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()) {
+        if name.len() != 24
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        {
             return Err(bad("expected 24 upper-case hexadecimal digits"));
         }
         let field = |r: std::ops::Range<usize>| u64::from_str_radix(&name[r], 16).unwrap_or(0);
@@ -110,13 +112,25 @@ mod tests {
     fn names_from_the_reference() {
         let lsn: Lsn = "1/23456789".parse().expect("lsn");
         let s16 = SegmentSize::DEFAULT;
-        assert_eq!(s16.segment_name(1, lsn.segno(s16)), "000000010000000100000023");
+        assert_eq!(
+            s16.segment_name(1, lsn.segno(s16)),
+            "000000010000000100000023"
+        );
         let s64 = SegmentSize::new(64 << 20).expect("size");
-        assert_eq!(s64.segment_name(1, lsn.segno(s64)), "000000010000000100000008");
+        assert_eq!(
+            s64.segment_name(1, lsn.segno(s64)),
+            "000000010000000100000008"
+        );
         let s1g = SegmentSize::new(1 << 30).expect("size");
-        assert_eq!(s1g.segment_name(1, lsn.segno(s1g)), "000000010000000100000000");
+        assert_eq!(
+            s1g.segment_name(1, lsn.segno(s1g)),
+            "000000010000000100000000"
+        );
         let early: Lsn = "0/2000028".parse().expect("lsn");
-        assert_eq!(s16.segment_name(1, early.segno(s16)), "000000010000000000000002");
+        assert_eq!(
+            s16.segment_name(1, early.segno(s16)),
+            "000000010000000000000002"
+        );
         assert_eq!(early.segment_start(s16), Lsn(0x0200_0000));
     }
 
@@ -130,7 +144,10 @@ mod tests {
         assert!(SegmentSize::new(3 << 20).is_err());
         assert!(SegmentSize::new(2 << 30).is_err());
         assert_eq!(SegmentSize::from_setting("16MB"), Ok(SegmentSize::DEFAULT));
-        assert_eq!(SegmentSize::from_setting("1GB").map(SegmentSize::bytes), Ok(1 << 30));
+        assert_eq!(
+            SegmentSize::from_setting("1GB").map(SegmentSize::bytes),
+            Ok(1 << 30)
+        );
         assert!(SegmentSize::from_setting("16 furlongs").is_err());
     }
 

@@ -56,7 +56,10 @@ pub struct ErrorFields(pub Vec<(u8, String)>);
 impl ErrorFields {
     /// A field by its code (`C` SQLSTATE, `M` message, `D` detail, `H` hint…).
     pub fn get(&self, code: u8) -> Option<&str> {
-        self.0.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.as_str())
     }
     /// Severity, non-localised when the server sent it (`V`), else `S`.
     pub fn severity(&self) -> &str {
@@ -82,7 +85,13 @@ impl ErrorFields {
 
 impl std::fmt::Display for ErrorFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} (SQLSTATE {})", self.severity(), self.message(), self.code())?;
+        write!(
+            f,
+            "{}: {} (SQLSTATE {})",
+            self.severity(),
+            self.message(),
+            self.code()
+        )?;
         if let Some(d) = self.detail() {
             write!(f, "\ndetail: {d}")?;
         }
@@ -212,7 +221,10 @@ impl Body {
     }
     fn end(&self) -> Result<(), ProtocolError> {
         if self.buf.has_remaining() {
-            Err(self.err(&format!("{} unexpected trailing bytes", self.buf.remaining())))
+            Err(self.err(&format!(
+                "{} unexpected trailing bytes",
+                self.buf.remaining()
+            )))
         } else {
             Ok(())
         }
@@ -555,7 +567,10 @@ mod tests {
         assert!(one(b"C\0\0\0\x06ab").is_err(), "unterminated string");
         assert!(one(b"?\0\0\0\x04").is_err(), "unknown tag");
         assert!(one(b"D\0\0\0\x06\xff\xff").is_err(), "negative count");
-        assert!(one(b"D\0\0\0\x0a\0\x01\0\0\0\x09").is_err(), "value past end");
+        assert!(
+            one(b"D\0\0\0\x0a\0\x01\0\0\0\x09").is_err(),
+            "value past end"
+        );
         assert!(one(b"d\x7f\xff\xff\xff").is_err(), "oversized length");
         let e = one(b"Q\0\0\0\x04").expect_err("frontend tag");
         assert!(e.to_string().contains("unknown message type `Q`"), "{e}");
@@ -595,34 +610,65 @@ mod tests {
     fn message() -> impl Strategy<Value = BackendMessage> {
         prop_oneof![
             Just(BackendMessage::Authentication(Authentication::Ok)),
-            Just(BackendMessage::Authentication(Authentication::CleartextPassword)),
-            any::<[u8; 4]>().prop_map(|s| BackendMessage::Authentication(Authentication::Md5Password(s))),
+            Just(BackendMessage::Authentication(
+                Authentication::CleartextPassword
+            )),
+            any::<[u8; 4]>()
+                .prop_map(|s| BackendMessage::Authentication(Authentication::Md5Password(s))),
             proptest::collection::vec("[^\0]{1,20}", 0..3)
                 .prop_map(|m| BackendMessage::Authentication(Authentication::Sasl(m))),
             bytes().prop_map(|d| BackendMessage::Authentication(Authentication::SaslContinue(d))),
             bytes().prop_map(|d| BackendMessage::Authentication(Authentication::SaslFinal(d))),
-            (text(), text()).prop_map(|(name, value)| BackendMessage::ParameterStatus { name, value }),
-            (any::<i32>(), bytes()).prop_map(|(pid, secret)| BackendMessage::BackendKeyData { pid, secret }),
-            (any::<i32>(), proptest::collection::vec(text(), 0..3))
-                .prop_map(|(minor, options)| BackendMessage::NegotiateProtocolVersion { minor, options }),
+            (text(), text())
+                .prop_map(|(name, value)| BackendMessage::ParameterStatus { name, value }),
+            (any::<i32>(), bytes())
+                .prop_map(|(pid, secret)| BackendMessage::BackendKeyData { pid, secret }),
+            (any::<i32>(), proptest::collection::vec(text(), 0..3)).prop_map(|(minor, options)| {
+                BackendMessage::NegotiateProtocolVersion { minor, options }
+            }),
             any::<u8>().prop_map(BackendMessage::ReadyForQuery),
             proptest::collection::vec(
-                (text(), any::<u32>(), any::<i16>(), any::<u32>(), any::<i16>(), any::<i32>(), any::<i16>()),
+                (
+                    text(),
+                    any::<u32>(),
+                    any::<i16>(),
+                    any::<u32>(),
+                    any::<i16>(),
+                    any::<i32>(),
+                    any::<i16>()
+                ),
                 0..4
             )
             .prop_map(|v| BackendMessage::RowDescription(
                 v.into_iter()
-                    .map(|(name, table_oid, column, type_oid, type_len, type_modifier, format)| FieldDescription {
-                        name, table_oid, column, type_oid, type_len, type_modifier, format
-                    })
+                    .map(
+                        |(name, table_oid, column, type_oid, type_len, type_modifier, format)| {
+                            FieldDescription {
+                                name,
+                                table_oid,
+                                column,
+                                type_oid,
+                                type_len,
+                                type_modifier,
+                                format,
+                            }
+                        }
+                    )
                     .collect()
             )),
-            proptest::collection::vec(proptest::option::of(bytes()), 0..5).prop_map(BackendMessage::DataRow),
+            proptest::collection::vec(proptest::option::of(bytes()), 0..5)
+                .prop_map(BackendMessage::DataRow),
             text().prop_map(BackendMessage::CommandComplete),
             Just(BackendMessage::EmptyQueryResponse),
             fields().prop_map(BackendMessage::ErrorResponse),
             fields().prop_map(BackendMessage::NoticeResponse),
-            (any::<i32>(), text(), text()).prop_map(|(pid, channel, payload)| BackendMessage::NotificationResponse { pid, channel, payload }),
+            (any::<i32>(), text(), text()).prop_map(|(pid, channel, payload)| {
+                BackendMessage::NotificationResponse {
+                    pid,
+                    channel,
+                    payload,
+                }
+            }),
             copy_format().prop_map(BackendMessage::CopyInResponse),
             copy_format().prop_map(BackendMessage::CopyOutResponse),
             copy_format().prop_map(BackendMessage::CopyBothResponse),
