@@ -632,8 +632,7 @@ impl Cluster {
         clients: u32,
         extra: &[&str],
     ) -> Result<String, HarnessError> {
-        let mut cmd = self.pgbench_command(seconds, clients, extra)?;
-        let _ = &mut cmd;
+        let cmd = self.pgbench_command(seconds, clients, extra)?;
         run(cmd, &format!("pgbench on port {}", self.port))
     }
 
