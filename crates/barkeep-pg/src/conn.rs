@@ -188,9 +188,6 @@ impl Connection {
         self.authenticate(params).await?;
         loop {
             match self.read().await? {
-                BackendMessage::ParameterStatus { name, value } => {
-                    self.params.insert(name, value);
-                }
                 BackendMessage::BackendKeyData { pid, .. } => self.pid = pid,
                 BackendMessage::ReadyForQuery(_) => return Ok(()),
                 BackendMessage::NegotiateProtocolVersion { .. } => {}
@@ -198,9 +195,7 @@ impl Connection {
                     return Err(self.server_error(fields, None));
                 }
                 other => {
-                    return Err(
-                        self.unexpected("ParameterStatus, BackendKeyData or ReadyForQuery", &other)
-                    );
+                    return Err(self.unexpected("BackendKeyData or ReadyForQuery", &other));
                 }
             }
         }
@@ -367,7 +362,8 @@ impl Connection {
         })
     }
 
-    /// Reads the next message; notices are collected and logged, parameter changes kept.
+    /// Reads the next message; notices are collected and logged, parameter reports
+    /// (at startup and whenever a setting changes) are kept for [`Connection::parameter`].
     pub async fn read(&mut self) -> Result<BackendMessage, PgError> {
         loop {
             match decode(&mut self.rbuf) {
@@ -376,9 +372,7 @@ impl Connection {
                     self.notices.push(n);
                     continue;
                 }
-                Ok(Some(BackendMessage::ParameterStatus { name, value }))
-                    if !self.params.is_empty() =>
-                {
+                Ok(Some(BackendMessage::ParameterStatus { name, value })) => {
                     self.params.insert(name, value);
                     continue;
                 }

@@ -611,16 +611,12 @@ impl Cluster {
 
     /// `pgbench -i -s scale` on database `postgres`.
     pub fn pgbench_init(&self, scale: u32) -> Result<String, HarnessError> {
-        let mut cmd = self.client("pgbench")?;
+        let mut cmd = self.pgbench()?;
         cmd.arg("-i")
             .arg("-q")
             .arg("-s")
             .arg(scale.to_string())
-            .arg("-h")
-            .arg(&self.sock)
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(["-U", "postgres", "postgres"]);
+            .arg("postgres");
         run(cmd, &format!("pgbench -i on port {}", self.port))
     }
 
@@ -643,19 +639,25 @@ impl Cluster {
         clients: u32,
         extra: &[&str],
     ) -> Result<Command, HarnessError> {
-        let mut cmd = self.client("pgbench")?;
+        let mut cmd = self.pgbench()?;
         cmd.arg("-n")
             .arg("-T")
             .arg(seconds.to_string())
             .arg("-c")
             .arg(clients.to_string())
-            .arg("-h")
+            .args(extra)
+            .arg("postgres");
+        Ok(cmd)
+    }
+
+    /// `pgbench` connected to this cluster's socket as `postgres`.
+    fn pgbench(&self) -> Result<Command, HarnessError> {
+        let mut cmd = self.client("pgbench")?;
+        cmd.arg("-h")
             .arg(&self.sock)
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", "postgres"])
-            .args(extra)
-            .arg("postgres");
+            .args(["-U", "postgres"]);
         Ok(cmd)
     }
 

@@ -19,7 +19,7 @@ fn environment() -> Json {
         .collect();
     vars.sort();
     for (k, v) in vars {
-        let v = if k.contains("PASSWORD") || k.contains("PASS") {
+        let v = if k.contains("PASS") {
             "********".to_string()
         } else {
             v

@@ -134,7 +134,7 @@ pub fn show(
         out.line(&format!("Server {}:", s.name));
         for (k, v, src) in &rows {
             let value = console_value(k, v.as_ref());
-            if v.is_none() && src == "unset" {
+            if v.is_none() && *src == Source::Unset.to_string() {
                 out.line(&format!("\t{k}: {value}"));
             } else {
                 out.line(&format!("\t{k}: {value}  ({src})"));
