@@ -53,6 +53,9 @@ pub struct Connection {
     params: HashMap<String, String>,
     pid: i32,
     notices: Vec<crate::codec::ErrorFields>,
+    /// `Some` when the connection is encrypted: the channel-binding data, or why the
+    /// server certificate does not allow it.
+    tls_end_point: Option<Result<Vec<u8>, String>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -95,10 +98,36 @@ impl Connection {
         }))
     }
 
+    /// One endpoint, with libpq's `sslmode` policy: `allow` tries cleartext first and TLS
+    /// when the server refuses; `prefer` tries TLS first and cleartext when the server does
+    /// not offer TLS or the handshake fails. Unix sockets never use TLS (as libpq).
     async fn connect_one(
         params: &ConnParams,
         host: &Host,
         port: u16,
+    ) -> Result<Connection, PgError> {
+        let tcp = matches!(host, Host::Tcp(_));
+        let tls_first = tcp && !matches!(params.sslmode, SslMode::Disable | SslMode::Allow);
+        match Self::attempt(params, host, port, tls_first).await {
+            Err(e @ PgError::Server { .. }) if tcp && params.sslmode == SslMode::Allow => {
+                tracing::debug!(
+                    "cleartext attempt refused ({e}); retrying with TLS (sslmode=allow)"
+                );
+                Self::attempt(params, host, port, true).await
+            }
+            Err(e @ PgError::Tls { .. }) if tcp && params.sslmode == SslMode::Prefer => {
+                tracing::debug!("TLS attempt failed ({e}); retrying without TLS (sslmode=prefer)");
+                Self::attempt(params, host, port, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        params: &ConnParams,
+        host: &Host,
+        port: u16,
+        try_tls: bool,
     ) -> Result<Connection, PgError> {
         let target = describe_endpoint(host, port);
         let connect_err = |source| PgError::Connect {
@@ -107,9 +136,10 @@ impl Connection {
             database: params.dbname.clone(),
             source,
         };
+        let mut tls_end_point = None;
         let io: Box<dyn Transport> = match host {
             Host::Tcp(name) => {
-                let s = tokio::net::TcpStream::connect((name.as_str(), port))
+                let mut s = tokio::net::TcpStream::connect((name.as_str(), port))
                     .await
                     .map_err(connect_err)?;
                 let _ = s.set_nodelay(true);
@@ -117,7 +147,31 @@ impl Connection {
                     // Best effort, as libpq: a failure only loses early dead-peer detection.
                     let _ = socket2_keepalive(&s);
                 }
-                Box::new(s)
+                if try_tls && Self::ssl_request(&mut s, params, &target).await? {
+                    let tls_err = |reason: String| PgError::Tls {
+                        target: target.clone(),
+                        reason,
+                    };
+                    let config = crate::tls::client_config(params).map_err(tls_err)?;
+                    let name = crate::tls::server_name(name).map_err(tls_err)?;
+                    let stream = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, s)
+                        .await
+                        .map_err(|e| tls_err(format!("handshake failed: {e}")))?;
+                    let leaf = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.as_ref().to_vec());
+                    tls_end_point = Some(match leaf {
+                        Some(der) => crate::tls::server_end_point(&der),
+                        None => Err("the server sent no certificate".to_string()),
+                    });
+                    Box::new(stream)
+                } else {
+                    Box::new(s)
+                }
             }
             Host::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
@@ -128,31 +182,6 @@ impl Connection {
                 )
             }
         };
-        match params.sslmode {
-            SslMode::Disable | SslMode::Allow | SslMode::Prefer => {}
-            mode => {
-                return Err(PgError::Tls {
-                    target,
-                    reason: format!(
-                        "sslmode={} needs TLS, which this build of barkeep does not implement yet; use sslmode=disable or prefer",
-                        match mode {
-                            SslMode::Require => "require",
-                            SslMode::VerifyCa => "verify-ca",
-                            _ => "verify-full",
-                        }
-                    ),
-                });
-            }
-        }
-        if params.channel_binding == ChannelBinding::Require {
-            return Err(PgError::Auth {
-                target,
-                user: params.user.clone(),
-                reason:
-                    "channel_binding=require needs TLS, which this build does not implement yet"
-                        .into(),
-            });
-        }
         let mut conn = Connection {
             io,
             rbuf: BytesMut::with_capacity(64 * 1024),
@@ -162,9 +191,44 @@ impl Connection {
             params: HashMap::new(),
             pid: 0,
             notices: Vec::new(),
+            tls_end_point,
         };
         conn.startup(params).await?;
         Ok(conn)
+    }
+
+    /// Sends SSLRequest and reads the one-byte answer: `true` to go on with TLS, `false`
+    /// to continue in cleartext (only when the policy allows it). Exactly one byte is read
+    /// from the socket, so no cleartext sent by a man in the middle after the `S` can be
+    /// taken for part of the TLS session (CVE-2021-23222).
+    async fn ssl_request(
+        s: &mut tokio::net::TcpStream,
+        params: &ConnParams,
+        target: &str,
+    ) -> Result<bool, PgError> {
+        let io_err = |source| PgError::Io {
+            target: target.to_string(),
+            source,
+        };
+        let mut buf = BytesMut::new();
+        frontend::ssl_request(&mut buf);
+        s.write_all(&buf).await.map_err(io_err)?;
+        let mut answer = [0u8; 1];
+        s.read_exact(&mut answer).await.map_err(io_err)?;
+        match answer[0] {
+            b'S' => Ok(true),
+            b'N' if matches!(params.sslmode, SslMode::Prefer | SslMode::Allow) => Ok(false),
+            b'N' => Err(PgError::Tls {
+                target: target.to_string(),
+                reason: "the server does not support SSL, but SSL was required (sslmode); enable `ssl` on the server or lower sslmode".into(),
+            }),
+            other => Err(PgError::Protocol {
+                target: target.to_string(),
+                source: ProtocolError(format!(
+                    "expected `S` or `N` in answer to SSLRequest, got byte 0x{other:02x}"
+                )),
+            }),
+        }
     }
 
     async fn startup(&mut self, params: &ConnParams) -> Result<(), PgError> {
@@ -214,6 +278,7 @@ impl Connection {
     }
 
     async fn authenticate(&mut self, params: &ConnParams) -> Result<(), PgError> {
+        let mut used_binding = false;
         loop {
             let auth = match self.read().await? {
                 BackendMessage::Authentication(a) => a,
@@ -223,13 +288,20 @@ impl Connection {
                 other => return Err(self.unexpected("Authentication", &other)),
             };
             match auth {
-                Authentication::Ok => return Ok(()),
+                Authentication::Ok => {
+                    if !used_binding {
+                        self.refuse_without_binding(params, "trust or certificate")?;
+                    }
+                    return Ok(());
+                }
                 Authentication::CleartextPassword => {
+                    self.refuse_without_binding(params, "password")?;
                     let pw = self.password(params)?;
                     frontend::password(pw.as_bytes(), &mut self.wbuf);
                     self.flush().await?;
                 }
                 Authentication::Md5Password(salt) => {
+                    self.refuse_without_binding(params, "md5")?;
                     let pw = self.password(params)?;
                     let hash = postgres_protocol::authentication::md5_hash(
                         params.user.as_bytes(),
@@ -240,24 +312,11 @@ impl Connection {
                     self.flush().await?;
                 }
                 Authentication::Sasl(mechanisms) => {
-                    if !mechanisms.iter().any(|m| m == sasl::SCRAM_SHA_256) {
-                        return Err(PgError::Auth {
-                            target: self.target.clone(),
-                            user: self.user.clone(),
-                            reason: format!(
-                                "the server offers SASL mechanisms {mechanisms:?}; barkeep supports SCRAM-SHA-256"
-                            ),
-                        });
-                    }
                     let pw = self.password(params)?;
-                    // Without TLS there is no channel to bind to.
-                    let mut scram =
-                        sasl::ScramSha256::new(pw.as_bytes(), sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(
-                        sasl::SCRAM_SHA_256,
-                        scram.message(),
-                        &mut self.wbuf,
-                    );
+                    let (mechanism, binding) = self.choose_sasl(params, &mechanisms)?;
+                    used_binding = mechanism == sasl::SCRAM_SHA_256_PLUS;
+                    let mut scram = sasl::ScramSha256::new(pw.as_bytes(), binding);
+                    frontend::sasl_initial_response(mechanism, scram.message(), &mut self.wbuf);
                     self.flush().await?;
                     self.scram_exchange(&mut scram).await?;
                 }
@@ -278,6 +337,80 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// With `channel_binding=require`, any authentication but SCRAM-SHA-256-PLUS is refused
+    /// before a password or hash is sent (a man in the middle could be asking).
+    fn refuse_without_binding(&self, params: &ConnParams, method: &str) -> Result<(), PgError> {
+        if params.channel_binding != ChannelBinding::Require {
+            return Ok(());
+        }
+        Err(PgError::Auth {
+            target: self.target.clone(),
+            user: self.user.clone(),
+            reason: format!(
+                "channel binding required (channel_binding=require), but the server asked for {method} authentication, which has no channel binding{}; use scram-sha-256 in pg_hba.conf over TLS",
+                if self.is_tls() {
+                    ""
+                } else {
+                    ", and the connection is not encrypted (Unix socket or sslmode=disable)"
+                }
+            ),
+        })
+    }
+
+    /// Picks SCRAM-SHA-256-PLUS with `tls-server-end-point` binding when the connection is
+    /// encrypted and the server offers it (unless `channel_binding=disable`), plain
+    /// SCRAM-SHA-256 otherwise; `channel_binding=require` fails closed.
+    fn choose_sasl(
+        &self,
+        params: &ConnParams,
+        mechanisms: &[String],
+    ) -> Result<(&'static str, sasl::ChannelBinding), PgError> {
+        let auth_err = |reason: String| PgError::Auth {
+            target: self.target.clone(),
+            user: self.user.clone(),
+            reason,
+        };
+        let offers = |m: &str| mechanisms.iter().any(|x| x == m);
+        let policy = params.channel_binding;
+        if offers(sasl::SCRAM_SHA_256_PLUS) && policy != ChannelBinding::Disable {
+            match &self.tls_end_point {
+                Some(Ok(hash)) => {
+                    return Ok((
+                        sasl::SCRAM_SHA_256_PLUS,
+                        sasl::ChannelBinding::tls_server_end_point(hash.clone()),
+                    ));
+                }
+                Some(Err(why)) if policy == ChannelBinding::Require => {
+                    return Err(auth_err(format!("channel binding required, but {why}")));
+                }
+                _ => {}
+            }
+        }
+        if policy == ChannelBinding::Require {
+            return Err(auth_err(match self.tls_end_point {
+                None => "channel binding required (channel_binding=require), but the connection is not encrypted (Unix socket or sslmode=disable)".into(),
+                Some(_) => format!("channel binding required, but the server offers only {mechanisms:?}"),
+            }));
+        }
+        if !offers(sasl::SCRAM_SHA_256) {
+            return Err(auth_err(format!(
+                "the server offers SASL mechanisms {mechanisms:?}; barkeep supports SCRAM-SHA-256 and SCRAM-SHA-256-PLUS"
+            )));
+        }
+        // `y`: we could bind but the server did not offer it (lets the server detect a
+        // downgrade); `n`: no TLS, or the certificate gives no binding data.
+        let binding = match (&self.tls_end_point, policy) {
+            (Some(Ok(_)), ChannelBinding::Prefer) => sasl::ChannelBinding::unrequested(),
+            _ => sasl::ChannelBinding::unsupported(),
+        };
+        Ok((sasl::SCRAM_SHA_256, binding))
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls_end_point.is_some()
     }
 
     async fn scram_exchange(&mut self, scram: &mut sasl::ScramSha256) -> Result<(), PgError> {

@@ -25,6 +25,7 @@ mod conn;
 pub mod conninfo;
 pub mod error;
 pub mod replication;
+mod tls;
 
 pub use conn::{Connection, QueryResult};
 pub use error::PgError;

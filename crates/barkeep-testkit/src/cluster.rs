@@ -37,6 +37,8 @@ pub enum Auth {
     Scram,
     /// Always refuse.
     Reject,
+    /// TLS client certificate whose common name is the role (`hostssl` lines only).
+    Cert,
 }
 
 impl Auth {
@@ -46,6 +48,7 @@ impl Auth {
             Auth::Md5 => "md5",
             Auth::Scram => "scram-sha-256",
             Auth::Reject => "reject",
+            Auth::Cert => "cert",
         }
     }
 }
@@ -170,6 +173,18 @@ impl ClusterBuilder {
     pub fn file(mut self, name: &str, contents: &[u8]) -> Self {
         self.files.push((name.to_string(), contents.to_vec()));
         self
+    }
+
+    /// Turns on TLS with `ca`'s server certificate (`server.crt`/`server.key`) and its CA
+    /// as `ssl_ca_file` (`root.crt`), so `hostssl … cert` lines work too.
+    pub fn tls(self, ca: &crate::TestCa) -> Self {
+        self.file("server.crt", ca.server_cert_pem.as_bytes())
+            .file("server.key", ca.server_key_pem.as_bytes())
+            .file("root.crt", ca.ca_pem.as_bytes())
+            .setting("ssl", "on")
+            .setting("ssl_cert_file", "'server.crt'")
+            .setting("ssl_key_file", "'server.key'")
+            .setting("ssl_ca_file", "'root.crt'")
     }
 
     /// Creates the cluster and starts it.

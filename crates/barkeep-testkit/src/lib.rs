@@ -19,6 +19,7 @@
 mod cluster;
 mod install;
 mod template;
+mod tls;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -28,6 +29,7 @@ use std::time::{Duration, SystemTime};
 pub use cluster::{Auth, Cluster, ClusterBuilder, HbaEntry, StopMode, free_port, run};
 pub use install::{PgInstall, cache_dir};
 pub use template::copy_tree;
+pub use tls::TestCa;
 
 /// A harness failure, with what was being done and why it failed.
 #[derive(Debug, thiserror::Error)]
