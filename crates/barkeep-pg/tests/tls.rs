@@ -33,8 +33,8 @@ struct Files {
 
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, contents).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&p, contents).expect("write test file");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod 0600");
     p
 }
 
@@ -44,7 +44,7 @@ fn setup(pg: &PgInstall) -> (Cluster, Files) {
     let ca = TestCa::new(&["localhost"]).expect("test CA");
     let other = TestCa::new(&["localhost"]).expect("second CA");
     let (cc, ck) = ca.client_cert("certuser").expect("client cert");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
     let files = Files {
         ca: write(dir.path(), "ca.pem", &ca.ca_pem),
         other_ca: write(dir.path(), "other.pem", &other.ca_pem),
@@ -100,7 +100,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .unwrap_or_else(|e| panic!("PG {}: verify-full: {e:#}", pg.major));
             assert!(conn.is_tls());
             assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
 
             // verify-full with a host name the certificate does not carry.
             let err = connect(&format!(
@@ -120,7 +120,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .await
             .expect("verify-ca");
             assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
 
             // A certificate from another CA is refused.
             let err = connect(&format!(
@@ -138,7 +138,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .await
             .expect("require");
             assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
 
             // prefer (the default) encrypts when the server offers TLS.
             let mut conn = connect(&format!(
@@ -147,7 +147,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .await
             .expect("prefer");
             assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
 
             // allow starts in cleartext, which pg_hba rejects for this user, then TLS.
             let mut conn = connect(&format!(
@@ -156,7 +156,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .await
             .expect("allow falls back to TLS");
             assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
 
             // disable: cleartext, rejected by the hostnossl-equivalent line.
             let err = connect(&format!("host=127.0.0.1 {base} sslmode=disable"))
@@ -186,7 +186,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .expect("md5 over TLS")
             .close()
             .await
-            .unwrap();
+            .expect("close");
 
             // SCRAM over TLS with channel binding switched off still works.
             connect(&format!(
@@ -196,7 +196,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .expect("scram without binding")
             .close()
             .await
-            .unwrap();
+            .expect("close");
 
             // Client certificate authentication (`cert` method: CN = role).
             let mut conn = Connection::connect(
@@ -208,18 +208,18 @@ fn sslmodes_certificates_and_channel_binding() {
                     ),
                     &ProcessEnv,
                 )
-                .unwrap(),
+                .expect("conninfo"),
             )
             .await
             .expect("client certificate");
             assert_eq!(
-                conn.query_value("SELECT current_user").await.unwrap().as_deref(),
+                conn.query_value("SELECT current_user").await.expect("current_user").as_deref(),
                 Some("certuser")
             );
-            conn.close().await.unwrap();
+            conn.close().await.expect("close");
             // The key file's permissions are checked as libpq does.
             std::fs::set_permissions(&f.client_key, std::fs::Permissions::from_mode(0o644))
-                .unwrap();
+                .expect("chmod");
             let err = Connection::connect(
                 &resolve(
                     &format!(
@@ -229,7 +229,7 @@ fn sslmodes_certificates_and_channel_binding() {
                     ),
                     &ProcessEnv,
                 )
-                .unwrap(),
+                .expect("conninfo"),
             )
             .await
             .expect_err("group-readable key");
@@ -243,7 +243,7 @@ fn sslmodes_certificates_and_channel_binding() {
             .expect("replication over TLS");
             let id = repl.identify_system().await.expect("IDENTIFY_SYSTEM");
             assert!(id.system_id > 0);
-            repl.close().await.unwrap();
+            repl.close().await.expect("close");
         });
     }
 }
@@ -272,6 +272,6 @@ fn tls_required_but_server_has_none() {
         .expect("prefer without server TLS")
         .close()
         .await
-        .unwrap();
+        .expect("close");
     });
 }
