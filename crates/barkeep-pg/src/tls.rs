@@ -324,16 +324,16 @@ mod tests {
 
     #[test]
     fn key_permissions_follow_libpq() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("k.key");
         std::fs::File::create(&key)
-            .unwrap()
+            .expect("create key")
             .write_all(b"x")
-            .unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            .expect("write key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert!(check_key_permissions(&key).is_ok());
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = check_key_permissions(&key).unwrap_err();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = check_key_permissions(&key).expect_err("must fail");
         assert!(err.contains("group or world access"), "{err}");
         assert!(err.contains("k.key"), "{err}");
     }
@@ -342,14 +342,15 @@ mod tests {
     fn verify_modes_need_a_root_certificate() {
         let env_params = |mode: &str, root: &str| {
             let s = format!("host=db sslmode={mode} sslrootcert={root}");
-            crate::conninfo::resolve(&s, &crate::conninfo::ProcessEnv).unwrap()
+            crate::conninfo::resolve(&s, &crate::conninfo::ProcessEnv).expect("conninfo")
         };
-        let err = client_config(&env_params("verify-full", "/nonexistent/root.crt")).unwrap_err();
+        let err = client_config(&env_params("verify-full", "/nonexistent/root.crt"))
+            .expect_err("must fail");
         assert!(err.contains("/nonexistent/root.crt"), "{err}");
         assert!(err.contains("does not exist"), "{err}");
         // require without a root file: encryption only.
         assert!(client_config(&env_params("require", "/nonexistent/root.crt")).is_ok());
-        let err = client_config(&env_params("verify-ca", "system")).unwrap_err();
+        let err = client_config(&env_params("verify-ca", "system")).expect_err("must fail");
         assert!(err.contains("verify-full"), "{err}");
     }
 
