@@ -56,6 +56,8 @@ pub struct Connection {
     /// `Some` when the connection is encrypted: the channel-binding data, or why the
     /// server certificate does not allow it.
     tls_end_point: Option<Result<Vec<u8>, String>>,
+    /// Opened with `replication=true` (a physical walsender: no SQL).
+    walsender: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -192,6 +194,10 @@ impl Connection {
             pid: 0,
             notices: Vec::new(),
             tls_end_point,
+            walsender: params
+                .replication
+                .as_deref()
+                .is_some_and(|r| r != "database" && r != "0" && r != "false" && r != "off"),
         };
         conn.startup(params).await?;
         Ok(conn)
@@ -450,6 +456,55 @@ impl Connection {
     /// Backend process id.
     pub fn backend_pid(&self) -> i32 {
         self.pid
+    }
+    /// The server's major version (13, 14 … 18) from its `server_version` report.
+    pub fn server_major(&self) -> Option<u32> {
+        let v = self.parameter("server_version")?;
+        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+    /// Whether this is a physical replication (walsender) connection.
+    pub fn is_walsender(&self) -> bool {
+        self.walsender
+    }
+    /// Queues a simple query and sends it.
+    pub(crate) async fn send_query(&mut self, sql: &str) -> Result<(), PgError> {
+        frontend::query(sql, &mut self.wbuf);
+        self.flush().await
+    }
+    /// Sends one CopyData message.
+    pub(crate) async fn send_copy_data(&mut self, data: &[u8]) -> Result<(), PgError> {
+        frontend::copy_data(data, &mut self.wbuf);
+        self.flush().await
+    }
+    /// Sends CopyDone.
+    pub(crate) async fn send_copy_done(&mut self) -> Result<(), PgError> {
+        frontend::copy_done(&mut self.wbuf);
+        self.flush().await
+    }
+    /// Sends a standby status update.
+    pub(crate) async fn send_standby_status(
+        &mut self,
+        write: u64,
+        flush: u64,
+        reply_requested: bool,
+    ) -> Result<(), PgError> {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        frontend::standby_status_update(write, flush, 0, now_us, reply_requested, &mut self.wbuf);
+        self.flush().await
+    }
+    /// After an ErrorResponse: reads to ReadyForQuery so the connection stays usable, and
+    /// returns the error. A connection that closes meanwhile returns the error too.
+    pub(crate) async fn finish_with_error(&mut self, error: PgError) -> PgError {
+        loop {
+            match self.read().await {
+                Ok(BackendMessage::ReadyForQuery(_)) | Err(_) => return error,
+                Ok(_) => {}
+            }
+        }
     }
     /// Notices received since the last call (checksum warnings during BASE_BACKUP…).
     pub fn take_notices(&mut self) -> Vec<crate::codec::ErrorFields> {

@@ -398,10 +398,14 @@ impl Environment for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+    /// The name of the effective user id from the password database, as libpq does
+    /// (`USER`/`LOGNAME` are not trusted: cron and systemd often leave them unset).
     fn os_user(&self) -> Option<String> {
-        std::env::var("USER")
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
             .ok()
-            .or_else(|| std::env::var("LOGNAME").ok())
+            .flatten()
+            .map(|u| u.name)
+            .or_else(|| std::env::var("USER").ok().filter(|v| !v.is_empty()))
     }
 }
 

@@ -6,7 +6,12 @@
 //!   `.pgpass`), with a [`conninfo::Password`] that never prints itself;
 //! - [`Connection`]: transport, startup, authentication (trust, password, md5,
 //!   SCRAM-SHA-256) and the simple query protocol;
-//! - [`replication`]: replication commands (`IDENTIFY_SYSTEM`, `SHOW`…).
+//! - [`replication`]: replication commands (`IDENTIFY_SYSTEM`, `SHOW`, slots,
+//!   `TIMELINE_HISTORY`);
+//! - [`walstream`]: `START_REPLICATION` as a stream of typed events;
+//! - [`basebackup`]: `BASE_BACKUP` for 13/14 and 15+ as one version-independent stream;
+//! - TLS with rustls (`sslmode`, `sslrootcert`, client certificates) and SCRAM channel
+//!   binding.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), barkeep_pg::PgError> {
@@ -20,12 +25,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod basebackup;
 pub mod codec;
 mod conn;
 pub mod conninfo;
 pub mod error;
 pub mod replication;
 mod tls;
+pub mod walstream;
 
 pub use conn::{Connection, QueryResult};
 pub use error::PgError;

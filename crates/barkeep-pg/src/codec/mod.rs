@@ -3,9 +3,11 @@
 //! property- and fuzz-tested. (PostgreSQL docs, "Message Formats".)
 
 pub mod backend;
+pub mod copy;
 pub mod frontend;
 
 pub use backend::{BackendMessage, ErrorFields, FieldDescription, decode};
+pub use copy::{BackupCopyData, WalMessage};
 
 /// A protocol violation: what was expected and what arrived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
