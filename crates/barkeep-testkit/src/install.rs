@@ -118,12 +118,28 @@ impl PgInstall {
     }
 
     /// A client tool (`psql`, `pgbench`, `pg_verifybackup`…): from this installation, or,
-    /// when it has none (the PostgreSQL 13 server-only tree), from the newest installation
-    /// that has it.
+    /// when it has none, from the newest installation that has it — except for tools
+    /// that only work with their own major (`pg_waldump` reads only its own WAL page
+    /// magic, `pg_verifybackup` runs it, `pg_controldata` reads its own control file…):
+    /// those are never borrowed, so an oracle cannot silently be the wrong one.
     pub fn tool(&self, name: &str) -> Option<PathBuf> {
+        const OWN_MAJOR_ONLY: &[&str] = &[
+            "pg_waldump",
+            "pg_verifybackup",
+            "pg_controldata",
+            "pg_resetwal",
+            "pg_rewind",
+            "pg_combinebackup",
+            "pg_walsummary",
+            "pg_checksums",
+            "pg_upgrade",
+        ];
         let own = self.bin.join(name);
         if own.is_file() {
             return Some(own);
+        }
+        if OWN_MAJOR_ONLY.contains(&name) {
+            return None;
         }
         PgInstall::all()
             .into_iter()
