@@ -8,6 +8,8 @@
 //!   SCRAM-SHA-256) and the simple query protocol;
 //! - [`replication`]: replication commands (`IDENTIFY_SYSTEM`, `SHOW`, slots,
 //!   `TIMELINE_HISTORY`);
+//! - [`sql`]: what backups and checks ask over SQL (backup start/stop per major,
+//!   privileges, `pg_stat_replication`, settings, restore points…);
 //! - [`walstream`]: `START_REPLICATION` as a stream of typed events;
 //! - [`basebackup`]: `BASE_BACKUP` for 13/14 and 15+ as one version-independent stream;
 //! - TLS with rustls (`sslmode`, `sslrootcert`, client certificates) and SCRAM channel
@@ -31,6 +33,7 @@ mod conn;
 pub mod conninfo;
 pub mod error;
 pub mod replication;
+pub mod sql;
 mod tls;
 pub mod walstream;
 
