@@ -4,39 +4,21 @@
 //! with a user tablespace, with WAL inside the backup or streamed separately, with
 //! server-side compression, and with a page checksum failure that must fail the backup.
 
+mod common;
+use common::rt;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use barkeep_pg::basebackup::{BackupEvent, BaseBackupOptions, TablespaceInfo};
-use barkeep_pg::conninfo::{ProcessEnv, resolve};
 use barkeep_pg::walstream::WalEvent;
 use barkeep_pg::{Connection, PgError};
 use barkeep_testkit::{Cluster, ClusterBuilder, PgInstall};
 use barkeep_wal::{Lsn, SegmentSize, TimeLineId};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn installs() -> Vec<PgInstall> {
-    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
-        barkeep_testkit::require_all_pg()
-    } else {
-        barkeep_testkit::require_pg().into_iter().collect()
-    }
-}
-
 async fn connect(c: &Cluster, replication: bool) -> Connection {
-    let mut ci = c.socket_conninfo("postgres", "postgres");
-    if replication {
-        ci.push_str(" replication=true");
-    }
-    Connection::connect(&resolve(&ci, &ProcessEnv).expect("conninfo"))
-        .await
-        .expect("connect")
+    let extra = if replication { "replication=true" } else { "" };
+    common::connect_socket(c, "postgres", extra).await
 }
 
 #[derive(Debug, Default)]
@@ -211,7 +193,7 @@ fn with_tablespace(pg: &PgInstall, checksums: bool) -> Cluster {
 
 #[test]
 fn base_backup_verified_by_pg_verifybackup() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         let c = with_tablespace(&pg, false);
         let work = tempfile::tempdir().expect("tempdir");
         rt().block_on(async {
@@ -344,7 +326,10 @@ fn checksum_failure_fails_the_backup_after_the_end_position() {
 
 #[test]
 fn incremental_backup_after_upload_manifest_combines_and_verifies() {
-    for pg in installs().into_iter().filter(|p| p.major >= 17) {
+    for pg in barkeep_testkit::test_installs()
+        .into_iter()
+        .filter(|p| p.major >= 17)
+    {
         let c = ClusterBuilder::new(&pg)
             .setting("summarize_wal", "on")
             .start()

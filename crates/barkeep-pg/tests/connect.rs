@@ -1,16 +1,12 @@
 //! The native client against real PostgreSQL: authentication methods, errors, SQL and
 //! replication connections, on every installed major.
 
+mod common;
+use common::rt;
+
 use barkeep_pg::conninfo::{ProcessEnv, resolve};
 use barkeep_pg::{Connection, PgError};
 use barkeep_testkit::{Auth, Cluster, ClusterBuilder, HbaEntry, PgInstall};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 async fn connect(conninfo: &str) -> Result<Connection, PgError> {
     let conninfo = if conninfo.starts_with("postgresql://") {
@@ -36,18 +32,9 @@ fn auth_cluster(pg: &PgInstall) -> Cluster {
     c
 }
 
-fn installs() -> Vec<PgInstall> {
-    // Every installed major when BARKEEP_TEST_ALL_MAJORS=1, else the default one.
-    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
-        barkeep_testkit::require_all_pg()
-    } else {
-        barkeep_testkit::require_pg().into_iter().collect()
-    }
-}
-
 #[test]
 fn trust_md5_scram_and_wrong_password() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         let c = auth_cluster(&pg);
         let port = c.port();
         let sock = c.socket_dir().display().to_string();
@@ -174,7 +161,7 @@ fn server_errors_keep_fields_and_connection_survives() {
 
 #[test]
 fn identify_system_matches_pg_controldata() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         let c = ClusterBuilder::new(&pg).start().expect("start");
         let port = c.port();
         let id = rt().block_on(async {

@@ -2,45 +2,23 @@
 //! START_REPLICATION — whose WAL must be byte-identical to what `pg_receivewal` writes for
 //! the same range, and which must report timeline ends as the server's history says.
 
+mod common;
+use common::rt;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use barkeep_pg::conninfo::{ProcessEnv, resolve};
 use barkeep_pg::walstream::{StreamEnd, WalEvent};
 use barkeep_pg::{Connection, PgError};
-use barkeep_testkit::{Cluster, ClusterBuilder, PgInstall};
+use barkeep_testkit::{Cluster, ClusterBuilder};
 use barkeep_wal::{Lsn, SegmentSize, TimeLineId};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn installs() -> Vec<PgInstall> {
-    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
-        barkeep_testkit::require_all_pg()
-    } else {
-        barkeep_testkit::require_pg().into_iter().collect()
-    }
-}
-
 async fn walsender(c: &Cluster) -> Connection {
-    let ci = format!(
-        "{} replication=true",
-        c.socket_conninfo("postgres", "postgres")
-    );
-    Connection::connect(&resolve(&ci, &ProcessEnv).expect("conninfo"))
-        .await
-        .expect("walsender connection")
+    common::connect_socket(c, "postgres", "replication=true").await
 }
 
 async fn sql(c: &Cluster) -> Connection {
-    let ci = c.socket_conninfo("postgres", "postgres");
-    Connection::connect(&resolve(&ci, &ProcessEnv).expect("conninfo"))
-        .await
-        .expect("SQL connection")
+    common::connect_socket(c, "postgres", "").await
 }
 
 /// Streams `[from, to)` of timeline `tli` into whole segments (`name → bytes`), answering
@@ -104,7 +82,7 @@ async fn stream_segments(
 
 #[test]
 fn slots_and_wal_identical_to_pg_receivewal() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         let c = ClusterBuilder::new(&pg).start().expect("start");
         rt().block_on(async {
             let mut repl = walsender(&c).await;
@@ -253,7 +231,7 @@ fn slots_and_wal_identical_to_pg_receivewal() {
 
 #[test]
 fn timeline_history_and_end_of_timeline() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         // A standby without a primary, promoted: timeline 2 forks off at the end of the
         // WAL of timeline 1.
         let mut c = ClusterBuilder::new(&pg)

@@ -2,35 +2,14 @@
 //! stop with each major's function names, privileges as Barman's checks ask them, restore
 //! points, WAL switches, pg_read_binary_file, settings and pg_stat_replication.
 
-use barkeep_pg::Connection;
-use barkeep_pg::conninfo::{ProcessEnv, resolve};
-use barkeep_testkit::{Auth, Cluster, ClusterBuilder, PgInstall};
+mod common;
+use common::{connect_socket, rt};
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn installs() -> Vec<PgInstall> {
-    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
-        barkeep_testkit::require_all_pg()
-    } else {
-        barkeep_testkit::require_pg().into_iter().collect()
-    }
-}
-
-async fn connect(c: &Cluster, user: &str, extra: &str) -> Connection {
-    let ci = format!("{} {extra}", c.socket_conninfo(user, "postgres"));
-    Connection::connect(&resolve(&ci, &ProcessEnv).expect("conninfo"))
-        .await
-        .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
-}
+use barkeep_testkit::{Auth, ClusterBuilder};
 
 #[test]
 fn backup_functions_privileges_and_status() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         eprintln!("PostgreSQL {}", pg.major);
         let c = ClusterBuilder::new(&pg).start().expect("start");
         c.create_user("plain", "x", Auth::Scram, "REPLICATION")
@@ -54,18 +33,18 @@ fn backup_functions_privileges_and_status() {
         ))
         .expect("grants");
         rt().block_on(async {
-            let mut su = connect(&c, "postgres", "application_name=sqltest").await;
+            let mut su = connect_socket(&c, "postgres", "application_name=sqltest").await;
             let p = su.privileges().await.expect("privileges");
             assert!(p.superuser && p.replication && p.monitoring && p.backup && p.checkpoint);
 
-            let mut plain = connect(&c, "plain", "").await;
+            let mut plain = connect_socket(&c, "plain", "").await;
             let p = plain.privileges().await.expect("privileges");
             assert!(!p.superuser && p.replication && !p.monitoring && !p.backup);
             // What the missing privilege looks like: PostgreSQL's words and SQLSTATE.
             let err = plain.switch_wal().await.expect_err("no privilege");
             assert_eq!(err.sqlstate(), Some("42501"), "{err}");
 
-            let mut bu = connect(&c, "backupuser", "").await;
+            let mut bu = connect_socket(&c, "backupuser", "").await;
             let p = bu.privileges().await.expect("privileges");
             assert!(!p.superuser && p.monitoring && p.backup, "{p:?}");
 
@@ -119,7 +98,7 @@ fn backup_functions_privileges_and_status() {
 
             // A walsender shows in pg_stat_replication with its application_name.
             let mut repl =
-                connect(&c, "postgres", "replication=true application_name=bk_probe").await;
+                connect_socket(&c, "postgres", "replication=true application_name=bk_probe").await;
             let pos = repl.identify_system().await.expect("identify").xlogpos;
             let seg = repl.wal_segment_size().await.expect("seg");
             let stream = repl

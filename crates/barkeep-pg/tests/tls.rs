@@ -1,27 +1,15 @@
 //! TLS against real PostgreSQL: sslmode semantics with a test CA, host name checks,
 //! client certificates, and SCRAM-SHA-256-PLUS channel binding.
 
+mod common;
+use common::rt;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use barkeep_pg::conninfo::{ProcessEnv, resolve};
 use barkeep_pg::{Connection, PgError};
 use barkeep_testkit::{Auth, Cluster, ClusterBuilder, HbaEntry, PgInstall, TestCa};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn installs() -> Vec<PgInstall> {
-    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
-        barkeep_testkit::require_all_pg()
-    } else {
-        barkeep_testkit::require_pg().into_iter().collect()
-    }
-}
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -84,9 +72,19 @@ async fn ssl_in_use(conn: &mut Connection) -> String {
         .unwrap_or_default()
 }
 
+/// Connects with `conninfo`, checks the server sees the session as encrypted, closes.
+async fn connects_encrypted(conninfo: &str, what: &str) {
+    let mut conn = connect(conninfo)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(conn.is_tls(), "{what}");
+    assert_eq!(ssl_in_use(&mut conn).await, "t", "{what}");
+    conn.close().await.expect("close");
+}
+
 #[test]
 fn sslmodes_certificates_and_channel_binding() {
-    for pg in installs() {
+    for pg in barkeep_testkit::test_installs() {
         let (c, f) = setup(&pg);
         let port = c.port();
         let ca = f.ca.display().to_string();
@@ -114,13 +112,11 @@ fn sslmodes_certificates_and_channel_binding() {
             assert!(msg.to_lowercase().contains("not valid for name"), "{msg}");
 
             // verify-ca does not check the name.
-            let mut conn = connect(&format!(
-                "host=127.0.0.1 {base} sslmode=verify-ca sslrootcert={ca}"
-            ))
-            .await
-            .expect("verify-ca");
-            assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.expect("close");
+            connects_encrypted(
+                &format!("host=127.0.0.1 {base} sslmode=verify-ca sslrootcert={ca}"),
+                "verify-ca",
+            )
+            .await;
 
             // A certificate from another CA is refused.
             let err = connect(&format!(
@@ -132,31 +128,25 @@ fn sslmodes_certificates_and_channel_binding() {
             assert!(matches!(err, PgError::Tls { .. }), "{err}");
 
             // require without a root certificate: encrypted, nothing checked.
-            let mut conn = connect(&format!(
-                "host=127.0.0.1 {base} sslmode=require sslrootcert=/nonexistent/root.crt"
-            ))
-            .await
-            .expect("require");
-            assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.expect("close");
+            connects_encrypted(
+                &format!("host=127.0.0.1 {base} sslmode=require sslrootcert=/nonexistent/root.crt"),
+                "require",
+            )
+            .await;
 
             // prefer (the default) encrypts when the server offers TLS.
-            let mut conn = connect(&format!(
-                "host=127.0.0.1 {base} sslrootcert=/nonexistent/root.crt"
-            ))
-            .await
-            .expect("prefer");
-            assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.expect("close");
+            connects_encrypted(
+                &format!("host=127.0.0.1 {base} sslrootcert=/nonexistent/root.crt"),
+                "prefer",
+            )
+            .await;
 
             // allow starts in cleartext, which pg_hba rejects for this user, then TLS.
-            let mut conn = connect(&format!(
-                "host=127.0.0.1 {base} sslmode=allow sslrootcert=/nonexistent/root.crt"
-            ))
-            .await
-            .expect("allow falls back to TLS");
-            assert_eq!(ssl_in_use(&mut conn).await, "t");
-            conn.close().await.expect("close");
+            connects_encrypted(
+                &format!("host=127.0.0.1 {base} sslmode=allow sslrootcert=/nonexistent/root.crt"),
+                "allow falls back to TLS",
+            )
+            .await;
 
             // disable: cleartext, rejected by the hostnossl-equivalent line.
             let err = connect(&format!("host=127.0.0.1 {base} sslmode=disable"))

@@ -63,6 +63,16 @@ pub fn require_all_pg() -> Vec<PgInstall> {
     all
 }
 
+/// The installations a protocol test loops over: every major when
+/// `BARKEEP_TEST_ALL_MAJORS=1` (what `scripts/test.sh` sets), else the default one.
+pub fn test_installs() -> Vec<PgInstall> {
+    if std::env::var("BARKEEP_TEST_ALL_MAJORS").as_deref() == Ok("1") {
+        require_all_pg()
+    } else {
+        require_pg().into_iter().collect()
+    }
+}
+
 fn skip(reason: &str) -> Option<PgInstall> {
     if std::env::var("BARKEEP_TEST_REQUIRE_PG").as_deref() == Ok("1") {
         panic!("{reason} (BARKEEP_TEST_REQUIRE_PG=1 makes this a failure)");
