@@ -1,0 +1,17 @@
+//! barkeep's WAL archive, with Barman's on-disk format: `wals/<TTTTTTTTLLLLLLLL>/<segment>`
+//! (compressed files keep the plain name; the codec is found by magic bytes),
+//! `<server>-xlog.db`, `incoming/`, `streaming/`, `errors/`.
+//!
+//! - [`durable`]: temp + fsync + rename + directory fsync;
+//! - [`lock`]: Barman-compatible `flock` lock files;
+//! - [`codec`]: gzip, bzip2, xz, zstd, lz4, snappy, detected by magic;
+//! - [`validate`]: page-level validation of segments.
+
+pub mod codec;
+pub mod durable;
+pub mod error;
+pub mod lock;
+pub mod validate;
+
+pub use codec::{Codec, Level};
+pub use error::{ArchiveError, Result};
