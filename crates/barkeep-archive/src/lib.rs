@@ -5,13 +5,19 @@
 //! - [`durable`]: temp + fsync + rename + directory fsync;
 //! - [`lock`]: Barman-compatible `flock` lock files;
 //! - [`codec`]: gzip, bzip2, xz, zstd, lz4, snappy, detected by magic;
-//! - [`validate`]: page-level validation of segments.
+//! - [`validate`]: page-level validation of segments;
+//! - [`names`], [`xlogdb`]: archive file names and the WAL catalog;
+//! - [`archive`]: the `archive-wal` engine.
 
+pub mod archive;
 pub mod codec;
 pub mod durable;
 pub mod error;
 pub mod lock;
+pub mod names;
 pub mod validate;
+pub mod xlogdb;
 
+pub use archive::{Identity, Outcome, ServerArchive};
 pub use codec::{Codec, Level};
 pub use error::{ArchiveError, Result};
