@@ -7,14 +7,17 @@
 //! - [`codec`]: gzip, bzip2, xz, zstd, lz4, snappy, detected by magic;
 //! - [`validate`]: page-level validation of segments;
 //! - [`names`], [`xlogdb`]: archive file names and the WAL catalog;
-//! - [`archive`]: the `archive-wal` engine.
+//! - [`archive`]: the `archive-wal` engine;
+//! - [`receiver`]: `receive-wal`, the streaming archiver.
 
 pub mod archive;
 pub mod codec;
 pub mod durable;
 pub mod error;
+pub mod getwal;
 pub mod lock;
 pub mod names;
+pub mod receiver;
 pub mod validate;
 pub mod xlogdb;
 

@@ -116,7 +116,29 @@ impl WalStream<'_> {
         if let Some(end) = &self.ended {
             return Ok(WalEvent::End(end.clone()));
         }
-        match self.conn.read().await {
+        let msg = self.conn.read().await;
+        self.handle(msg).await
+    }
+
+    /// As [`WalStream::next`], but returns `Ok(None)` when nothing arrives within
+    /// `wait` — so the caller can send periodic status updates or notice a stop request.
+    /// Only the wait for the next message is cut short (nothing is lost); the handling
+    /// of a message, such as the end-of-stream exchange, always completes.
+    pub async fn next_within(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Result<Option<WalEvent>, PgError> {
+        if let Some(end) = &self.ended {
+            return Ok(Some(WalEvent::End(end.clone())));
+        }
+        match tokio::time::timeout(wait, self.conn.read()).await {
+            Err(_) => Ok(None),
+            Ok(msg) => self.handle(msg).await.map(Some),
+        }
+    }
+
+    async fn handle(&mut self, msg: Result<BackendMessage, PgError>) -> Result<WalEvent, PgError> {
+        match msg {
             Ok(BackendMessage::CopyData(payload)) => {
                 let msg = WalMessage::parse(payload).map_err(|source| PgError::Protocol {
                     target: self.conn.target().to_string(),

@@ -1,0 +1,510 @@
+//! `receive-wal`: the streaming archiver. Writes WAL into `streaming/` exactly as
+//! `pg_receivewal` does — so the files are byte-identical to its — and never acknowledges
+//! to PostgreSQL a byte that is not durable:
+//!
+//! - a segment is received into `NAME.partial`, pre-filled with zeros to the segment size
+//!   and fsynced (file and directory) before the first byte is written;
+//! - when the segment is complete it is fsynced and renamed to `NAME` (directory fsynced);
+//! - the flush position reported to the server (which moves the slot's `restart_lsn`) is
+//!   the end of what is fsynced: segment ends, plus, when the server asks for a reply or in
+//!   synchronous mode, the fsynced part of the open segment;
+//! - the start position is the newest of the files in `streaming/` and the archive
+//!   (a `.partial` restarts its segment), else the slot's `restart_lsn` (15+), else the
+//!   server's current position — always rounded down to a segment start;
+//! - a timeline switch leaves the old timeline's last segment as `.partial`, stores
+//!   `TTTTTTTT.history` durably, and goes on with the new timeline;
+//! - after a server restart or a network error it reconnects with backoff and resumes
+//!   where the durable data ends.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use barkeep_pg::conninfo::ConnParams;
+use barkeep_pg::walstream::{StreamEnd, WalEvent};
+use barkeep_pg::{Connection, PgError};
+use barkeep_wal::{Lsn, SegmentSize, TimeLineId};
+
+use crate::archive::Identity;
+use crate::durable;
+use crate::error::{ArchiveError, Result};
+use crate::names::WalName;
+
+/// How `receive-wal` runs.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// Server name (for messages and locks).
+    pub server: String,
+    /// `streaming_wals_directory`.
+    pub streaming_dir: PathBuf,
+    /// `wals_directory`: consulted for the start position.
+    pub wals_dir: PathBuf,
+    /// `identity.json`: the system identifier the archive belongs to.
+    pub identity_file: PathBuf,
+    /// Replication connection (`replication=true`, `application_name` =
+    /// `streaming_archiver_name`).
+    pub conn: ConnParams,
+    /// `slot_name`.
+    pub slot: Option<String>,
+    /// Create the slot when missing (`create_slot = auto`).
+    pub create_slot: bool,
+    /// Synchronous mode: fsync and report after every message.
+    pub synchronous: bool,
+    /// Status update interval (pg_receivewal's default: 10 s).
+    pub status_interval: Duration,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+/// Why the receiver stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop.
+    Requested,
+}
+
+/// The segment being written.
+#[derive(Debug)]
+struct OpenSegment {
+    file: File,
+    partial: PathBuf,
+    final_name: PathBuf,
+    start: Lsn,
+    written: u64,
+    synced: u64,
+}
+
+/// Receiver state across reconnections.
+#[derive(Debug)]
+pub struct Receiver {
+    cfg: ReceiverConfig,
+    stop: Arc<AtomicBool>,
+    seg: Option<SegmentSize>,
+}
+
+fn other(msg: String) -> ArchiveError {
+    ArchiveError::Other(msg)
+}
+
+impl Receiver {
+    /// A receiver; set `stop` to end it cleanly (signals do so in the CLI).
+    pub fn new(cfg: ReceiverConfig, stop: Arc<AtomicBool>) -> Receiver {
+        Receiver {
+            cfg,
+            stop,
+            seg: None,
+        }
+    }
+
+    /// Runs until stopped: sessions with reconnection and exponential backoff. Errors that
+    /// no retry can fix (the server belongs to another cluster, invalid files in the
+    /// streaming directory) end it.
+    pub async fn run(&mut self) -> Result<Stopped> {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(Stopped::Requested);
+            }
+            let started = Instant::now();
+            match self.session().await {
+                Ok(()) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Ok(Stopped::Requested);
+                    }
+                    backoff = Duration::from_secs(1);
+                }
+                Err(SessionError::Fatal(e)) => return Err(e),
+                Err(SessionError::Retry(msg)) => {
+                    if started.elapsed() > Duration::from_secs(30) {
+                        backoff = Duration::from_secs(1);
+                    }
+                    tracing::warn!(server = %self.cfg.server, "WAL streaming interrupted: {msg}; reconnecting in {} s", backoff.as_secs());
+                    let deadline = Instant::now() + backoff;
+                    while Instant::now() < deadline {
+                        if self.stop.load(Ordering::Relaxed) {
+                            return Ok(Stopped::Requested);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    backoff = (backoff * 2).min(self.cfg.max_backoff);
+                }
+            }
+        }
+    }
+
+    async fn session(&mut self) -> Result<(), SessionError> {
+        let mut conn = Connection::connect(&self.cfg.conn).await.map_err(retry)?;
+        let id = conn.identify_system().await.map_err(retry)?;
+        let major = conn.server_major().unwrap_or(0);
+        match Identity::load(&self.cfg.identity_file).map_err(SessionError::Fatal)? {
+            Some(known) if known.systemid != id.system_id.to_string() => {
+                return Err(SessionError::Fatal(other(format!(
+                    "server `{}` at {} has system identifier {}, but the archive in `{}` belongs to {}: refusing to mix WAL of two clusters",
+                    self.cfg.server,
+                    conn.target(),
+                    id.system_id,
+                    self.cfg.identity_file.display(),
+                    known.systemid
+                ))));
+            }
+            Some(_) => {}
+            None => Identity {
+                systemid: id.system_id.to_string(),
+                version: major,
+            }
+            .save(&self.cfg.identity_file)
+            .map_err(SessionError::Fatal)?,
+        }
+        let seg = conn.wal_segment_size().await.map_err(retry)?;
+        self.seg = Some(seg);
+        if let Some(slot) = self.cfg.slot.clone() {
+            if self.cfg.create_slot {
+                match conn.create_physical_slot(&slot, false, true).await {
+                    Ok(()) => {
+                        tracing::info!(server = %self.cfg.server, "created replication slot `{slot}`")
+                    }
+                    Err(e) if e.sqlstate() == Some("42710") => {}
+                    Err(e) => return Err(retry(e)),
+                }
+            }
+        }
+        durable::create_dir_all_durable(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
+        let (mut tli, mut start) = self
+            .start_position(&mut conn, id.timeline, id.xlogpos, seg)
+            .await?;
+        loop {
+            if tli > 1 {
+                self.store_history(&mut conn, tli).await?;
+            }
+            tracing::info!(server = %self.cfg.server, "streaming from {start} on timeline {tli}");
+            match self.stream(&mut conn, tli, start, seg).await? {
+                Some((next_tli, switch)) => {
+                    tracing::info!(server = %self.cfg.server, "timeline {tli} ended at {switch}; following timeline {next_tli}");
+                    tli = next_tli;
+                    start = switch.segment_start(seg);
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The newest WAL we already have (streaming dir and archive), as (tli, next start).
+    async fn start_position(
+        &self,
+        conn: &mut Connection,
+        server_tli: TimeLineId,
+        xlogpos: Lsn,
+        seg: SegmentSize,
+    ) -> Result<(TimeLineId, Lsn), SessionError> {
+        let mut best: Option<(u64, TimeLineId, bool)> = None; // (segno, tli, complete)
+        let mut consider = |name: &str, complete_hint: Option<bool>| {
+            let Some(w) = WalName::parse(name) else {
+                return;
+            };
+            let complete = match (&w, complete_hint) {
+                (WalName::Segment(_), h) => h.unwrap_or(true),
+                (WalName::Partial(_), _) => false,
+                _ => return,
+            };
+            let Some(s) = w.segment() else { return };
+            let Ok(p) = seg.parse_segment_name(s) else {
+                return;
+            };
+            let cand = (p.segno, p.tli, complete);
+            if best.is_none_or(|b| cand > b) {
+                best = Some(cand);
+            }
+        };
+        // The streaming directory: complete files must have the full size.
+        if let Ok(rd) = std::fs::read_dir(&self.cfg.streaming_dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if WalName::parse(&name).is_some_and(|w| matches!(w, WalName::Segment(_)))
+                    && len != seg.bytes()
+                {
+                    tracing::warn!(server = %self.cfg.server, "ignoring `{name}` in the streaming directory: {len} bytes, not a whole segment");
+                    continue;
+                }
+                consider(&name, None);
+            }
+        }
+        // The archive: the newest hash directory is enough.
+        if let Ok(rd) = std::fs::read_dir(&self.cfg.wals_dir) {
+            let mut dirs: Vec<String> = rd
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.len() == 16)
+                .collect();
+            dirs.sort_by_key(|d| (d[8..].to_string(), d[..8].to_string()));
+            for d in dirs.iter().rev().take(2) {
+                if let Ok(files) = std::fs::read_dir(self.cfg.wals_dir.join(d)) {
+                    for f in files.flatten() {
+                        let n = f.file_name().to_string_lossy().into_owned();
+                        if WalName::parse(&n).is_some_and(|w| matches!(w, WalName::Segment(_))) {
+                            consider(&n, Some(true));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((segno, tli, complete)) = best {
+            let next = if complete { segno + 1 } else { segno };
+            return Ok((tli, seg.segment_start(next)));
+        }
+        if let Some(slot) = &self.cfg.slot
+            && conn.server_major().is_some_and(|m| m >= 15)
+            && let Some(state) = conn.replication_slot(slot).await.map_err(retry)?
+            && let (Some(lsn), Some(tli)) = (state.restart_lsn, state.restart_tli)
+        {
+            return Ok((tli, lsn.segment_start(seg)));
+        }
+        Ok((server_tli, xlogpos.segment_start(seg)))
+    }
+
+    /// Stores `TTTTTTTT.history` in the streaming directory unless it is already there or
+    /// archived.
+    async fn store_history(
+        &self,
+        conn: &mut Connection,
+        tli: TimeLineId,
+    ) -> Result<(), SessionError> {
+        let name = barkeep_wal::history_file_name(tli);
+        if self.cfg.streaming_dir.join(&name).exists() || self.cfg.wals_dir.join(&name).exists() {
+            return Ok(());
+        }
+        let h = conn.timeline_history(tli).await.map_err(retry)?;
+        durable::write_file_atomic(&self.cfg.streaming_dir.join(&name), &h.content)
+            .map_err(SessionError::Fatal)?;
+        tracing::info!(server = %self.cfg.server, "stored {name}");
+        Ok(())
+    }
+
+    fn open_segment(&self, tli: TimeLineId, start: Lsn, seg: SegmentSize) -> Result<OpenSegment> {
+        let name = seg.segment_name(tli, start.segno(seg));
+        let final_name = self.cfg.streaming_dir.join(&name);
+        let partial = self.cfg.streaming_dir.join(format!("{name}.partial"));
+        let existed = partial.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&partial)
+            .map_err(|e| ArchiveError::io("open", &partial, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| ArchiveError::io("stat", &partial, e))?
+            .len();
+        if len != 0 && len != seg.bytes() {
+            return Err(ArchiveError::InvalidWal {
+                path: partial,
+                reason: format!(
+                    "{len} bytes: a partial segment is either empty or pre-filled to {} bytes; move it away to resume",
+                    seg.bytes()
+                ),
+            });
+        }
+        if len == 0 {
+            let zeros = vec![0u8; 1 << 20];
+            let mut left = seg.bytes();
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])
+                    .map_err(|e| ArchiveError::io("pre-fill", &partial, e))?;
+                left -= n as u64;
+            }
+        }
+        file.sync_all()
+            .map_err(|e| ArchiveError::io("fsync", &partial, e))?;
+        if !existed || len == 0 {
+            durable::fsync_dir(&self.cfg.streaming_dir)?;
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ArchiveError::io("seek", &partial, e))?;
+        Ok(OpenSegment {
+            file,
+            partial,
+            final_name,
+            start,
+            written: 0,
+            synced: 0,
+        })
+    }
+
+    /// One START_REPLICATION; `Some(next timeline)` at a timeline end, `None` when the
+    /// stream ended otherwise (stop requested).
+    async fn stream(
+        &self,
+        conn: &mut Connection,
+        tli: TimeLineId,
+        start: Lsn,
+        seg: SegmentSize,
+    ) -> Result<Option<(TimeLineId, Lsn)>, SessionError> {
+        let slot = self.cfg.slot.as_deref();
+        let mut stream = conn
+            .start_replication(slot, start, Some(tli))
+            .await
+            .map_err(retry)?;
+        let mut current: Option<OpenSegment> = None;
+        let mut received = start;
+        let mut flushed = start;
+        let mut last_status = Instant::now();
+        let mut stopping = false;
+        let report_flush = slot.is_some() || self.cfg.synchronous;
+        loop {
+            if self.stop.load(Ordering::Relaxed) && !stopping {
+                stopping = true;
+                stream.request_stop().await.map_err(retry)?;
+            }
+            let ev = stream
+                .next_within(Duration::from_millis(500))
+                .await
+                .map_err(retry)?;
+            let mut reply_now = false;
+            match ev {
+                None => {}
+                Some(WalEvent::Data {
+                    start: at, data, ..
+                }) => {
+                    if at != received {
+                        return Err(SessionError::Retry(format!(
+                            "WAL arrived at {at}, expected {received}"
+                        )));
+                    }
+                    let mut rest = &data[..];
+                    let mut pos = at;
+                    while !rest.is_empty() {
+                        if current.is_none() {
+                            if pos.segment_offset(seg) != 0 {
+                                return Err(SessionError::Retry(format!(
+                                    "a new segment must start at offset 0, the stream is at {pos}"
+                                )));
+                            }
+                            current = Some(
+                                self.open_segment(tli, pos, seg)
+                                    .map_err(SessionError::Fatal)?,
+                            );
+                        }
+                        let Some(cur) = current.as_mut() else { break };
+                        let room = (seg.bytes() - cur.written) as usize;
+                        let n = room.min(rest.len());
+                        cur.file.write_all(&rest[..n]).map_err(|e| {
+                            SessionError::Fatal(ArchiveError::io("write", &cur.partial, e))
+                        })?;
+                        cur.written += n as u64;
+                        rest = &rest[n..];
+                        pos = Lsn(pos.0 + n as u64);
+                        if cur.written == seg.bytes() {
+                            let done = current
+                                .take()
+                                .ok_or_else(|| SessionError::Retry("no segment".into()))?;
+                            self.complete(done).map_err(SessionError::Fatal)?;
+                            flushed = pos;
+                            reply_now = report_flush;
+                        }
+                    }
+                    received = pos;
+                    if self.cfg.synchronous {
+                        if let Some(cur) = current.as_mut() {
+                            sync(cur).map_err(SessionError::Fatal)?;
+                        }
+                        flushed = received;
+                        reply_now = true;
+                    }
+                }
+                Some(WalEvent::Keepalive {
+                    reply_requested, ..
+                }) => {
+                    if reply_requested {
+                        if report_flush && let Some(cur) = current.as_mut() {
+                            sync(cur).map_err(SessionError::Fatal)?;
+                            flushed = received;
+                        }
+                        reply_now = true;
+                    }
+                }
+                Some(WalEvent::End(end)) => {
+                    if let Some(mut cur) = current.take() {
+                        // Left as .partial, as pg_receivewal does.
+                        sync(&mut cur).map_err(SessionError::Fatal)?;
+                    }
+                    return match end {
+                        StreamEnd::TimelineEnd {
+                            next_tli,
+                            switch_lsn,
+                        } => {
+                            if next_tli <= tli || switch_lsn > received {
+                                return Err(SessionError::Retry(format!(
+                                    "server ended timeline {tli} with next timeline {next_tli} at {switch_lsn}, but WAL was received up to {received}"
+                                )));
+                            }
+                            Ok(Some((next_tli, switch_lsn)))
+                        }
+                        StreamEnd::Stopped => Ok(None),
+                        StreamEnd::ServerClosed => Err(SessionError::Retry(
+                            "the server ended the stream (shutdown?)".into(),
+                        )),
+                    };
+                }
+            }
+            if reply_now || last_status.elapsed() >= self.cfg.status_interval {
+                let f = if report_flush { flushed } else { Lsn::INVALID };
+                stream
+                    .send_status(received, f, false)
+                    .await
+                    .map_err(retry)?;
+                last_status = Instant::now();
+            }
+        }
+    }
+
+    /// fsync, rename `.partial` → final name, fsync the directory.
+    fn complete(&self, mut cur: OpenSegment) -> Result<()> {
+        sync(&mut cur)?;
+        drop(cur.file);
+        durable::rename_durable(&cur.partial, &cur.final_name)?;
+        tracing::debug!(server = %self.cfg.server, "segment {} complete (from {})", cur.final_name.display(), cur.start);
+        Ok(())
+    }
+}
+
+fn sync(cur: &mut OpenSegment) -> Result<()> {
+    if cur.synced < cur.written {
+        cur.file
+            .sync_data()
+            .map_err(|e| ArchiveError::io("fsync", &cur.partial, e))?;
+        cur.synced = cur.written;
+    }
+    Ok(())
+}
+
+/// How a session ended badly.
+#[derive(Debug)]
+enum SessionError {
+    /// Reconnect and resume.
+    Retry(String),
+    /// Stop: retrying cannot help.
+    Fatal(ArchiveError),
+}
+
+fn retry(e: PgError) -> SessionError {
+    SessionError::Retry(e.to_string())
+}
+
+/// The directory in which a receiver writes (for tests and status).
+pub fn streaming_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
