@@ -160,15 +160,15 @@ impl Receiver {
         }
         let seg = conn.wal_segment_size().await.map_err(retry)?;
         self.seg = Some(seg);
-        if let Some(slot) = self.cfg.slot.clone() {
-            if self.cfg.create_slot {
-                match conn.create_physical_slot(&slot, false, true).await {
-                    Ok(()) => {
-                        tracing::info!(server = %self.cfg.server, "created replication slot `{slot}`")
-                    }
-                    Err(e) if e.sqlstate() == Some("42710") => {}
-                    Err(e) => return Err(retry(e)),
+        if let Some(slot) = self.cfg.slot.clone()
+            && self.cfg.create_slot
+        {
+            match conn.create_physical_slot(&slot, false, true).await {
+                Ok(()) => {
+                    tracing::info!(server = %self.cfg.server, "created replication slot `{slot}`")
                 }
+                Err(e) if e.sqlstate() == Some("42710") => {}
+                Err(e) => return Err(retry(e)),
             }
         }
         durable::create_dir_all_durable(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
@@ -418,16 +418,16 @@ impl Receiver {
                     }
                 }
                 Some(WalEvent::Keepalive {
-                    reply_requested, ..
+                    reply_requested: true,
+                    ..
                 }) => {
-                    if reply_requested {
-                        if report_flush && let Some(cur) = current.as_mut() {
-                            sync(cur).map_err(SessionError::Fatal)?;
-                            flushed = received;
-                        }
-                        reply_now = true;
+                    if report_flush && let Some(cur) = current.as_mut() {
+                        sync(cur).map_err(SessionError::Fatal)?;
+                        flushed = received;
                     }
+                    reply_now = true;
                 }
+                Some(WalEvent::Keepalive { .. }) => {}
                 Some(WalEvent::End(end)) => {
                     if let Some(mut cur) = current.take() {
                         // Left as .partial, as pg_receivewal does.
