@@ -123,4 +123,177 @@ pub enum Command {
         #[arg(long)]
         show_config_source: bool,
     },
+    /// Stream WAL from the server into the streaming directory (runs until stopped).
+    #[command(name = "receive-wal")]
+    ReceiveWal {
+        /// Server name.
+        server: String,
+        /// Stop the running receiver of this server.
+        #[arg(long, conflicts_with_all = ["reset", "create_slot", "drop_slot"])]
+        stop: bool,
+        /// Forget the partial segment and restart from the archive or the server's position.
+        #[arg(long, conflicts_with_all = ["create_slot", "drop_slot"])]
+        reset: bool,
+        /// Create the replication slot `slot_name` and exit.
+        #[arg(long, conflicts_with = "drop_slot")]
+        create_slot: bool,
+        /// With --create-slot: succeed when the slot already exists.
+        #[arg(long, requires = "create_slot")]
+        if_not_exists: bool,
+        /// Drop the replication slot `slot_name` and exit.
+        #[arg(long)]
+        drop_slot: bool,
+    },
+    /// Move WAL from the incoming and streaming directories into the archive.
+    #[command(name = "archive-wal")]
+    ArchiveWal {
+        /// Server name.
+        server: String,
+    },
+    /// Write a WAL file from the archive to standard output (or a directory).
+    #[command(name = "get-wal")]
+    GetWal {
+        /// Server name.
+        server: String,
+        /// WAL file name.
+        wal_name: String,
+        /// Write the file into this directory instead of standard output.
+        #[arg(short = 'o', long = "output-directory", value_name = "DIR")]
+        output_directory: Option<PathBuf>,
+        /// Also look for a `.partial` file.
+        #[arg(short = 'P', long)]
+        partial: bool,
+        /// List up to N consecutive WAL names available from WAL_NAME, one per line.
+        #[arg(short = 'p', long, value_name = "N")]
+        peek: Option<usize>,
+        /// Test the connection only.
+        #[arg(short = 't', long)]
+        test: bool,
+        /// Send the file as stored, compressed.
+        #[arg(long)]
+        keep_compression: bool,
+    },
+    /// Receive WAL from barman-wal-archive / `barkeep wal-archive` (a tar stream on stdin).
+    #[command(name = "put-wal")]
+    PutWal {
+        /// Server name.
+        server: String,
+        /// Test the connection only.
+        #[arg(short = 't', long)]
+        test: bool,
+    },
+    /// Close the current WAL segment of servers.
+    #[command(name = "switch-wal", visible_alias = "switch-xlog")]
+    SwitchWal {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+        /// Run a CHECKPOINT first, so that a switch happens even without new WAL.
+        #[arg(long)]
+        force: bool,
+        /// Wait until the closed segment is in the archive.
+        #[arg(long)]
+        archive: bool,
+        /// Seconds to wait with --archive.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        archive_timeout: u64,
+    },
+    /// Show the streaming replication clients of servers.
+    #[command(name = "replication-status")]
+    ReplicationStatus {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+        /// One line per client.
+        #[arg(long)]
+        minimal: bool,
+    },
+    /// Rebuild the WAL catalog (`<server>-xlog.db`) from the archive.
+    #[command(name = "rebuild-xlogdb")]
+    RebuildXlogdb {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
+    /// `archive_command` client (as barman-wal-archive): send a WAL file to barkeep.
+    #[command(name = "wal-archive")]
+    WalArchive(WalClientArgs),
+    /// `restore_command` client (as barman-wal-restore): fetch a WAL file from barkeep.
+    #[command(name = "wal-restore")]
+    WalRestore(WalRestoreArgs),
+}
+
+/// Options shared by the WAL clients.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalClientArgs {
+    /// Program to run on the barkeep host.
+    #[arg(long, default_value = "barkeep")]
+    pub remote_program: String,
+    /// Run on this host without ssh (the configuration is read locally).
+    #[arg(long)]
+    pub local: bool,
+    /// User on the barkeep host.
+    #[arg(short = 'U', long, default_value = "barman")]
+    pub user: String,
+    /// ssh port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Configuration file on the barkeep host.
+    #[arg(long = "remote-config", value_name = "FILE")]
+    pub remote_config: Option<String>,
+    /// Test the connection only.
+    #[arg(short = 't', long)]
+    pub test: bool,
+    /// Use MD5SUMS instead of SHA256SUMS (for old barman servers).
+    #[arg(long)]
+    pub md5: bool,
+    /// The barkeep (or Barman) host.
+    pub barman_host: String,
+    /// Server name on that host.
+    pub server_name: String,
+    /// The WAL file to send (`%p`).
+    pub wal_path: Option<PathBuf>,
+}
+
+/// `wal-restore` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalRestoreArgs {
+    /// Program to run on the barkeep host.
+    #[arg(long, default_value = "barkeep")]
+    pub remote_program: String,
+    /// Run on this host without ssh (the configuration is read locally).
+    #[arg(long)]
+    pub local: bool,
+    /// User on the barkeep host.
+    #[arg(short = 'U', long, default_value = "barman")]
+    pub user: String,
+    /// ssh port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Configuration file on the barkeep host.
+    #[arg(long = "remote-config", value_name = "FILE")]
+    pub remote_config: Option<String>,
+    /// Test the connection only.
+    #[arg(short = 't', long)]
+    pub test: bool,
+    /// Also fetch `.partial` files.
+    #[arg(short = 'P', long)]
+    pub partial: bool,
+    /// Prefetch this many following WAL files in parallel into the spool directory.
+    #[arg(short = 'p', long, default_value_t = 0)]
+    pub parallel: usize,
+    /// Spool directory for prefetched WAL.
+    #[arg(long, default_value = "/var/tmp/walrestore")]
+    pub spool_dir: PathBuf,
+    /// Seconds to sleep after a failure.
+    #[arg(short = 's', long, default_value_t = 0)]
+    pub sleep: u64,
+    /// The barkeep (or Barman) host.
+    pub barman_host: String,
+    /// Server name on that host.
+    pub server_name: String,
+    /// WAL file name (`%f`).
+    pub wal_name: String,
+    /// Destination (`%p`).
+    pub wal_dest: PathBuf,
 }

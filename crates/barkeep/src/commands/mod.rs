@@ -2,6 +2,8 @@
 
 mod diagnose;
 mod servers;
+mod wal;
+mod walclient;
 
 use anyhow::anyhow;
 use barkeep_config::{Config, ServerConfig};
@@ -11,6 +13,18 @@ use crate::{Failure, Output, logging, usage};
 
 /// Loads the configuration and runs the selected command.
 pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
+    // The WAL clients run on database hosts, usually without a barkeep configuration.
+    match &cli.command {
+        Command::WalArchive(a) if !a.local => {
+            logging::init(logging::level(cli, None), None, cli.color);
+            return walclient::wal_archive(a, None, out);
+        }
+        Command::WalRestore(a) if !a.local => {
+            logging::init(logging::level(cli, None), None, cli.color);
+            return walclient::wal_restore(a, None, out);
+        }
+        _ => {}
+    }
     let env = |k: &str| std::env::var(k).ok();
     let path = barkeep_config::find_config_file(cli.config.as_deref(), &env).map_err(usage)?;
     let config = match barkeep_config::load(&path) {
@@ -38,6 +52,60 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
         Command::Diagnose { show_config_source } => {
             diagnose::run(&config, *show_config_source, out)
         }
+        Command::ReceiveWal {
+            server,
+            stop,
+            reset,
+            create_slot,
+            if_not_exists,
+            drop_slot,
+        } => wal::receive_wal(
+            &config,
+            server,
+            wal::ReceiveOpts {
+                stop: *stop,
+                reset: *reset,
+                create_slot: *create_slot,
+                if_not_exists: *if_not_exists,
+                drop_slot: *drop_slot,
+            },
+            out,
+        ),
+        Command::ArchiveWal { server } => wal::archive_wal(&config, server, out),
+        Command::GetWal {
+            server,
+            wal_name,
+            output_directory,
+            partial,
+            peek,
+            test,
+            keep_compression,
+        } => wal::get_wal(
+            &config,
+            server,
+            wal_name,
+            &wal::GetWalOpts {
+                output_directory: output_directory.clone(),
+                partial: *partial,
+                peek: *peek,
+                test: *test,
+                keep_compression: *keep_compression,
+            },
+            out,
+        ),
+        Command::PutWal { server, test } => wal::put_wal(&config, server, *test, out),
+        Command::SwitchWal {
+            servers,
+            force,
+            archive,
+            archive_timeout,
+        } => wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out),
+        Command::ReplicationStatus { servers, minimal } => {
+            wal::replication_status(&config, servers, *minimal, out)
+        }
+        Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
+        Command::WalArchive(a) => walclient::wal_archive(a, Some(&config), out),
+        Command::WalRestore(a) => walclient::wal_restore(a, Some(&config), out),
     }
 }
 
