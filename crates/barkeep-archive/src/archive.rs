@@ -256,6 +256,23 @@ enum Step {
 }
 
 impl ServerArchive {
+    /// Creates the server's directories (as Barman does before any WAL operation).
+    pub fn create_directories(&self) -> Result<()> {
+        for d in [
+            &self.wals,
+            &self.incoming,
+            &self.streaming,
+            &self.errors,
+            &self.xlogdb_dir,
+        ] {
+            durable::create_dir_all_durable(d)?;
+        }
+        if let Some(parent) = self.identity_file.parent() {
+            durable::create_dir_all_durable(parent)?;
+        }
+        Ok(())
+    }
+
     /// Where an archived file lives.
     pub fn archive_path(&self, name: &WalName) -> PathBuf {
         match name.hash_dir() {
@@ -283,14 +300,15 @@ impl ServerArchive {
         source: &Path,
         identity: Option<&Identity>,
     ) -> Result<(), String> {
-        let (_, mut r) = open_decompressed(source).map_err(|e| e.to_string())?;
+        let (_, mut r) = open_decompressed(source).map_err(|e| crate::error::chain(&e))?;
         match name {
             WalName::Segment(_) | WalName::Partial(_) => {
-                let seg = segment_size_of(source).map_err(|e| e.to_string())?;
-                let size = barkeep_wal::SegmentSize::new(seg).map_err(|e| e.to_string())?;
+                let seg = segment_size_of(source).map_err(|e| crate::error::chain(&e))?;
+                let size =
+                    barkeep_wal::SegmentSize::new(seg).map_err(|e| crate::error::chain(&e))?;
                 let parsed = size
                     .parse_segment_name(name.segment().unwrap_or_default())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| crate::error::chain(&e))?;
                 let expect = Expect {
                     tli: parsed.tli,
                     segno: parsed.segno,
@@ -307,7 +325,7 @@ impl ServerArchive {
                     .map_err(|e| format!("not text: {e}"))?;
                 barkeep_wal::parse_history(&text)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| crate::error::chain(&e))
             }
             WalName::BackupLabel(_) => {
                 let mut text = String::new();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// A file system operation failed.
-    #[error("cannot {action} `{}`: {source}", path.display())]
+    #[error("cannot {action} `{}`", path.display())]
     Io {
         /// What was being done (`create`, `fsync`, `rename to …`).
         action: String,
@@ -37,7 +37,7 @@ pub enum ArchiveError {
         reason: String,
     },
     /// Compressed data that does not decode.
-    #[error("cannot decompress `{}` ({codec}): {source}", path.display())]
+    #[error("cannot decompress `{}` ({codec})", path.display())]
     Decompress {
         /// The file.
         path: PathBuf,
@@ -65,3 +65,15 @@ impl ArchiveError {
 
 /// Shorthand.
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+/// An error and all its causes on one line: `what: cause: cause`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

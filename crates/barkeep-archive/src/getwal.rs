@@ -78,10 +78,10 @@ impl ServerArchive {
             return Ok(out);
         };
         let size = barkeep_wal::SegmentSize::new(segment_size_of(&first)?)
-            .map_err(|e| ArchiveError::Other(e.to_string()))?;
+            .map_err(|e| ArchiveError::Other(crate::error::chain(&e)))?;
         let p = size
             .parse_segment_name(seg_name)
-            .map_err(|e| ArchiveError::Other(e.to_string()))?;
+            .map_err(|e| ArchiveError::Other(crate::error::chain(&e)))?;
         for i in 0..n as u64 {
             let candidate = size.segment_name(p.tli, p.segno + i);
             if self.find_wal(&candidate, false).is_none() {

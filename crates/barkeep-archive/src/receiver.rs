@@ -493,7 +493,7 @@ enum SessionError {
 }
 
 fn retry(e: PgError) -> SessionError {
-    SessionError::Retry(e.to_string())
+    SessionError::Retry(crate::error::chain(&e))
 }
 
 /// The directory in which a receiver writes (for tests and status).

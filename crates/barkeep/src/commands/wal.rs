@@ -213,6 +213,7 @@ pub fn receive_wal(
         ));
         return Ok(());
     }
+    archive.create_directories().map_err(|e| anyhow!(e))?;
     if s.bool("streaming_archiver") != Some(true) {
         return Err(usage(anyhow!(
             "Unable to start receive-wal: streaming_archiver option set to 'off' for server `{}`",
@@ -301,6 +302,7 @@ pub fn archive_wal(config: &Config, name: &str, out: &mut Output) -> Result<(), 
     let s = server(config, name)?;
     usable(s, "archive-wal")?;
     let archive = archive_for(config, s)?;
+    archive.create_directories().map_err(|e| anyhow!(e))?;
     let outcomes = archive.archive_wal().map_err(|e| anyhow!(e))?;
     report_outcomes(&s.name, &outcomes, out);
     Ok(())
@@ -418,6 +420,7 @@ pub fn put_wal(config: &Config, name: &str, test: bool, out: &mut Output) -> Res
         ));
         return Ok(());
     }
+    archive.create_directories().map_err(|e| anyhow!(e))?;
     let mut stdin = std::io::stdin().lock();
     let landed = archive.put_wal(&mut stdin).map_err(|e| anyhow!(e))?;
     for l in landed {
