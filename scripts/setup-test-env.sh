@@ -25,6 +25,25 @@ have_debian_pg() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 
+# Compression tools: the tests check that WAL compressed by them is recognised.
+missing_tools=()
+for t in gzip bzip2 xz zstd lz4; do
+    command -v "$t" >/dev/null 2>&1 || missing_tools+=("$t")
+done
+if [ ${#missing_tools[@]} -gt 0 ]; then
+    log "installing compression tools: ${missing_tools[*]}"
+    pkgs=()
+    for t in "${missing_tools[@]}"; do
+        case "$t" in
+            xz) pkgs+=(xz-utils) ;;
+            *) pkgs+=("$t") ;;
+        esac
+    done
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
 if [ -n "${BARKEEP_TEST_PG_BIN:-}" ] && [ -x "${BARKEEP_TEST_PG_BIN}/initdb" ]; then
     log "using BARKEEP_TEST_PG_BIN=${BARKEEP_TEST_PG_BIN}"
 elif have_debian_pg; then

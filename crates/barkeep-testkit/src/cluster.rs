@@ -676,6 +676,29 @@ impl Cluster {
         Ok(cmd)
     }
 
+    /// Replaces the (stopped) cluster's data directory with a copy of `src` — a restored
+    /// backup — keeping this cluster's socket directory and listen address, so that the
+    /// copy can start beside its origin. Extra `postgresql.conf` lines (recovery
+    /// settings…) are appended.
+    pub fn replace_data_dir(&mut self, src: &Path, extra_conf: &str) -> Result<(), HarnessError> {
+        if self.is_running() {
+            self.stop(StopMode::Immediate)?;
+        }
+        fs::remove_dir_all(&self.data)
+            .map_err(|e| HarnessError::io(format!("remove `{}`", self.data.display()), e))?;
+        crate::template::copy_tree(src, &self.data)?;
+        let _ = fs::remove_file(self.data.join("postmaster.pid"));
+        append(
+            &self.data.join("postgresql.conf"),
+            &format!(
+                "\n# barkeep-testkit (restored copy)\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n{extra_conf}\n",
+                self.sock.display()
+            ),
+        )?;
+        self.user.chown_tree(&self.data)?;
+        set_mode(&self.data, 0o700)
+    }
+
     /// A client tool of the installation, with the environment cleaned of `PG*`.
     pub fn tool_command(&self, tool: &str) -> Result<Command, HarnessError> {
         self.client(tool)

@@ -22,6 +22,12 @@ struct Home {
 
 impl Home {
     fn new(c: &Cluster, extra: &str) -> Home {
+        let h = Home::empty();
+        h.configure(&c.socket_conninfo("postgres", "postgres"), extra);
+        h
+    }
+    /// The directories, without a configuration yet.
+    fn empty() -> Home {
         let dir = tempfile::tempdir().expect("tempdir");
         // Readable by the server's OS user (archive_command/restore_command run as it).
         std::fs::set_permissions(
@@ -29,19 +35,19 @@ impl Home {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("chmod");
-        let home = dir.path().join("home");
-        std::fs::create_dir(&home).expect("mkdir");
+        std::fs::create_dir(dir.path().join("home")).expect("mkdir");
         let config = dir.path().join("barman.conf");
-        let conninfo = c.socket_conninfo("postgres", "postgres");
+        Home { dir, config }
+    }
+    fn configure(&self, conninfo: &str, extra: &str) {
         std::fs::write(
-            &config,
+            &self.config,
             format!(
                 "[barman]\nbarman_home = {}\nlog_level = INFO\n\n[pg]\ndescription = test\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n{extra}\n",
-                home.display()
+                self.home().display()
             ),
         )
         .expect("config");
-        Home { dir, config }
     }
     fn home(&self) -> PathBuf {
         self.dir.path().join("home")
@@ -335,6 +341,321 @@ fn streaming_survives_restarts_crashes_and_kills_with_no_gap() {
     assert!(
         out.status.success(),
         "pg_waldump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn streaming_follows_a_promotion_to_timeline_2() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    // A standby without a primary: timeline 1 until promoted.
+    let mut c = ClusterBuilder::new(&pg)
+        .file("standby.signal", b"")
+        .start()
+        .expect("start standby");
+    let home = Home::new(&c, "compression = gzip\n");
+    let mut receiver = home.receiver();
+    wait_for(
+        &home,
+        "streaming on timeline 1",
+        Duration::from_secs(30),
+        || home.receiver_log().contains("on timeline 1"),
+    );
+    c.promote().expect("promote");
+    c.wait_for_recovery_end(Duration::from_secs(60))
+        .expect("promoted");
+    c.psql("CREATE TABLE after_promotion AS SELECT generate_series(1, 1000) AS i")
+        .expect("write on timeline 2");
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    assert!(last.starts_with("00000002"), "{last}");
+    wait_for(
+        &home,
+        "timeline 2 archived",
+        Duration::from_secs(60),
+        || {
+            let _ = home.cmd(&["archive-wal", "pg"]).output();
+            home.archived().iter().any(|n| *n >= last)
+        },
+    );
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    home.run(&["archive-wal", "pg"]);
+    let log = home.receiver_log();
+    assert!(log.contains("following timeline 2"), "{log}");
+    let wals = home.server_dir().join("wals");
+    let history = std::fs::read(wals.join("00000002.history")).expect("history archived");
+    assert_eq!(
+        history,
+        std::fs::read(c.data_dir().join("pg_wal/00000002.history")).expect("server's history")
+    );
+    // The old timeline's last segment is kept as .partial, as pg_receivewal leaves it.
+    let partials: Vec<String> = std::fs::read_dir(wals.join("0000000100000000"))
+        .expect("timeline 1 dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert_eq!(partials.len(), 1, "{partials:?}");
+    // The timeline-2 copy of the switch segment starts with timeline 1's bytes.
+    let switch_seg = &partials[0][..24];
+    let new_name = format!("00000002{}", &switch_seg[8..]);
+    let old = decompress(&wals.join("0000000100000000").join(&partials[0]));
+    let new = decompress(&home.archived_path(&new_name));
+    let entries =
+        barkeep_wal::parse_history(std::str::from_utf8(&history).expect("utf-8")).expect("parse");
+    let seg = segment_size(&c);
+    let upto = entries[0].switch_point.segment_offset(seg) as usize;
+    assert_eq!(old[..upto], new[..upto]);
+}
+
+#[test]
+fn archive_command_and_restore_command_through_barkeep_clients() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let home = Home::empty();
+    let archive_command = format!(
+        "'{BIN} -c {} wal-archive --local localhost pg %p'",
+        home.config.display()
+    );
+    // Until the configuration is written, archive_command fails and the server retries.
+    let mut c = ClusterBuilder::new(&pg)
+        .setting("archive_mode", "on")
+        .setting("archive_command", &archive_command)
+        .start()
+        .expect("start");
+    home.configure(
+        &c.socket_conninfo("postgres", "postgres"),
+        "compression = lz4\n",
+    );
+    // archive_command runs as the server's OS user: the archive must be writable by it.
+    c.os_user().chown_tree(&home.home()).expect("chown home");
+
+    c.psql("CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)")
+        .expect("data");
+    let backup = home.dir.path().join("base");
+    let mut bb = c.tool_command("pg_basebackup").expect("pg_basebackup");
+    bb.arg("-h")
+        .arg(c.socket_dir())
+        .args([
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+            "-X",
+            "none",
+            "-c",
+            "fast",
+            "-D",
+        ])
+        .arg(&backup);
+    barkeep_testkit::run(bb, "pg_basebackup").expect("base backup");
+    c.psql("INSERT INTO t SELECT generate_series(1001, 3000)")
+        .expect("more data");
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(
+        &home,
+        "archive_command to deliver the last segment",
+        Duration::from_secs(60),
+        || {
+            let _ = home.cmd(&["archive-wal", "pg"]).output();
+            home.archived().iter().any(|n| *n >= last)
+        },
+    );
+    let xlogdb =
+        std::fs::read_to_string(home.server_dir().join("wals/pg-xlog.db")).expect("xlog.db");
+    assert!(xlogdb.contains("\tlz4\t"), "{xlogdb}");
+
+    // Corrupt files in incoming/ go to errors/, good ones are still archived.
+    let good = home.archived()[0].clone();
+    let seg = segment_size(&c);
+    let plain = decompress(&home.archived_path(&good));
+    let base = seg.parse_segment_name(&good).expect("name").segno + 1000;
+    let incoming = home.server_dir().join("incoming");
+    let mut bad_magic = plain.clone();
+    bad_magic[0] ^= 0xff;
+    let mut other_cluster = plain.clone();
+    other_cluster[24] ^= 0xff;
+    let corrupt = [
+        (seg.segment_name(1, base), bad_magic),
+        (seg.segment_name(1, base + 1), other_cluster),
+        (
+            seg.segment_name(1, base + 2),
+            plain[..plain.len() / 3].to_vec(),
+        ),
+    ];
+    for (n, data) in &corrupt {
+        std::fs::write(incoming.join(n), data).expect("corrupt file");
+    }
+    c.psql("INSERT INTO t SELECT generate_series(3001, 4000)")
+        .expect("more");
+    let last2 = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(
+        &home,
+        "the archive to go on past corrupt files",
+        Duration::from_secs(60),
+        || {
+            let out = home
+                .cmd(&["archive-wal", "pg"])
+                .output()
+                .expect("archive-wal");
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if !corrupt.iter().all(|(n, _)| !incoming.join(n).exists()) {
+                return false;
+            }
+            if !err.is_empty() {
+                for (n, _) in &corrupt {
+                    if err.contains(n.as_str()) {
+                        assert!(err.contains("not valid WAL"), "{err}");
+                    }
+                }
+            }
+            home.archived().iter().any(|n| *n >= last2)
+        },
+    );
+    let errors: Vec<String> = std::fs::read_dir(home.server_dir().join("errors"))
+        .expect("errors dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for (n, _) in &corrupt {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(n.as_str()) && e.ends_with(".invalid")),
+            "{n} not in errors: {errors:?}"
+        );
+    }
+
+    // A cluster restored from the base backup recovers with barkeep's restore_command.
+    let restore_command = format!(
+        "'{BIN} -c {} wal-restore --local localhost pg %f %p'",
+        home.config.display()
+    );
+    let mut r = ClusterBuilder::new(&pg)
+        .create()
+        .expect("create restore target");
+    r.replace_data_dir(
+        &backup,
+        &format!("archive_mode = off\nrestore_command = {restore_command}\nrecovery_target_action = promote\n"),
+    )
+    .expect("restore data dir");
+    std::fs::write(r.data_dir().join("recovery.signal"), b"").expect("recovery.signal");
+    r.os_user().chown_tree(r.data_dir()).expect("chown");
+    r.start().expect("start recovering cluster");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery ends");
+    assert_eq!(
+        r.query_value("SELECT count(*) FROM t").expect("count"),
+        "4000"
+    );
+    let _ = c.stop(StopMode::Fast);
+}
+
+#[test]
+fn files_compressed_by_system_tools_are_recognised() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    let home = Home::new(&c, "");
+    c.psql("CREATE TABLE t AS SELECT generate_series(1, 10000) i")
+        .expect("data");
+    // Real WAL segments, taken with pg_receivewal.
+    let segs = home.dir.path().join("segs");
+    std::fs::create_dir(&segs).expect("mkdir");
+    let first = c
+        .query_value("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        .expect("first");
+    std::fs::write(segs.join(format!("{first}.partial")), b"").expect("seed");
+    for _ in 0..5 {
+        c.psql("INSERT INTO t SELECT generate_series(1, 1000); SELECT pg_switch_wal()")
+            .expect("wal");
+    }
+    let end = c.query_value("SELECT pg_current_wal_lsn()").expect("end");
+    c.psql("CREATE TABLE past_end ()").expect("more");
+    let mut rw = c.tool_command("pg_receivewal").expect("pg_receivewal");
+    rw.arg("-h")
+        .arg(c.socket_dir())
+        .args([
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+            "--no-loop",
+            "-D",
+        ])
+        .arg(&segs)
+        .arg(format!("--endpos={end}"));
+    barkeep_testkit::run(rw, "pg_receivewal").expect("receive");
+    let mut names: Vec<String> = std::fs::read_dir(&segs)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() == 24)
+        .collect();
+    names.sort();
+    let tools: [(&str, &[&str], Codec); 5] = [
+        ("gzip", &["-c"], Codec::Gzip),
+        ("bzip2", &["-c"], Codec::Bzip2),
+        ("xz", &["-c"], Codec::Xz),
+        ("zstd", &["-q", "-c"], Codec::Zstd),
+        ("lz4", &["-q", "-c"], Codec::Lz4),
+    ];
+    assert!(names.len() >= tools.len(), "{names:?}");
+    let incoming = home.server_dir().join("incoming");
+    std::fs::create_dir_all(&incoming).expect("incoming");
+    let mut expected = Vec::new();
+    for ((tool, args, codec), name) in tools.iter().zip(&names) {
+        let out = Command::new(tool)
+            .args(*args)
+            .arg(segs.join(name))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "`{tool}` is needed for this test (scripts/setup-test-env.sh installs it): {e}"
+                )
+            });
+        assert!(out.status.success(), "{tool} failed");
+        assert_eq!(Codec::detect(&out.stdout), *codec, "{tool}");
+        std::fs::write(incoming.join(name), &out.stdout).expect("write");
+        expected.push((name.clone(), *codec));
+    }
+    home.run(&["archive-wal", "pg"]);
+    let xlogdb =
+        std::fs::read_to_string(home.server_dir().join("wals/pg-xlog.db")).expect("xlog.db");
+    for (name, codec) in expected {
+        // Stored as the tool compressed it, catalogued with its codec, served decompressed.
+        assert!(xlogdb.contains(&format!("{name}\t")), "{name}");
+        let line = xlogdb.lines().find(|l| l.starts_with(&name)).expect("line");
+        assert_eq!(line.split('\t').nth(3), Some(codec.name()), "{line}");
+        let out = home
+            .cmd(&["get-wal", "pg", &name])
+            .output()
+            .expect("get-wal");
+        assert!(out.status.success());
+        assert!(
+            out.stdout == std::fs::read(segs.join(&name)).expect("original"),
+            "{name} via {}",
+            codec.name()
+        );
+    }
+    let out = home
+        .cmd(&["get-wal", "pg", "0000000100000000000000FF"])
+        .output()
+        .expect("get-wal missing");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("WAL file '0000000100000000000000FF' not found in server 'pg'"),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
