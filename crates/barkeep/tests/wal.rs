@@ -535,9 +535,12 @@ fn archive_command_and_restore_command_through_barkeep_clients() {
     }
 
     // A cluster restored from the base backup recovers with barkeep's restore_command.
+    // With parallel prefetch into a spool directory, as barman-wal-restore -p does.
+    let spool = home.home().join("spool");
     let restore_command = format!(
-        "'{BIN} -c {} wal-restore --local localhost pg %f %p'",
-        home.config.display()
+        "'{BIN} -c {} wal-restore --local --parallel 3 --spool-dir {} localhost pg %f %p'",
+        home.config.display(),
+        spool.display()
     );
     let mut r = ClusterBuilder::new(&pg)
         .create()
@@ -657,5 +660,98 @@ fn files_compressed_by_system_tools_are_recognised() {
             .contains("WAL file '0000000100000000000000FF' not found in server 'pg'"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn synchronous_receiver_switch_wal_and_replication_status() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    // With barkeep's receiver as the synchronous standby, commits wait for its fsync.
+    let c = ClusterBuilder::new(&pg)
+        .setting("synchronous_standby_names", "'barman_receive_wal'")
+        .start()
+        .expect("start");
+    let home = Home::new(&c, "slot_name = barkeep\ncreate_slot = auto\n");
+    let mut receiver = home.receiver();
+    wait_for(
+        &home,
+        "the synchronous receiver",
+        Duration::from_secs(30),
+        || {
+            c.query_value("SELECT sync_state FROM pg_stat_replication WHERE application_name = 'barman_receive_wal'")
+            .is_ok_and(|s| s == "sync")
+        },
+    );
+    assert!(
+        home.receiver_log().contains("synchronous mode"),
+        "{}",
+        home.receiver_log()
+    );
+    // A commit returns only once the receiver reported it flushed.
+    c.psql("CREATE TABLE sync_t AS SELECT 1 AS i")
+        .expect("synchronous commit");
+    let flushed = c
+        .query_value("SELECT flush_lsn >= pg_current_wal_lsn() FROM pg_stat_replication WHERE application_name = 'barman_receive_wal'")
+        .expect("flush");
+    assert_eq!(flushed, "t");
+
+    let status = home.run(&["replication-status", "pg"]);
+    assert!(
+        status.contains("Application name: barman_receive_wal"),
+        "{status}"
+    );
+    assert!(status.contains("Sync WAL streamer"), "{status}");
+    let json = home.run(&["-f", "json", "replication-status", "pg"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["pg"]["clients"][0]["sync_state"], "sync");
+
+    // switch-wal --archive: the closed segment is streamed and archived.
+    let out = home.run(&["switch-wal", "--archive", "--archive-timeout", "60", "pg"]);
+    assert!(out.contains("has been closed on server 'pg'"), "{out}");
+    let closed = out
+        .split_whitespace()
+        .find(|w| w.len() == 24)
+        .expect("segment name")
+        .to_string();
+    assert!(home.archived().contains(&closed), "{out}");
+    // Nothing written since: no switch.
+    let again = home.run(&["switch-wal", "pg"]);
+    assert!(
+        again.contains("No switch required for server 'pg'"),
+        "{again}"
+    );
+
+    // One receiver per server.
+    let out = home
+        .cmd(&["receive-wal", "pg"])
+        .output()
+        .expect("second receiver");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Another receive-wal process is already running")
+    );
+    // --stop ends the running one.
+    let stop = home.run(&["receive-wal", "--stop", "pg"]);
+    assert!(stop.contains("Stopped process receive-wal("), "{stop}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "receiver did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Slot management.
+    let out = home
+        .cmd(&["receive-wal", "--create-slot", "pg"])
+        .output()
+        .expect("create");
+    assert!(!out.status.success(), "slot exists already");
+    home.run(&["receive-wal", "--create-slot", "--if-not-exists", "pg"]);
+    home.run(&["receive-wal", "--drop-slot", "pg"]);
+    assert_eq!(
+        c.query_value("SELECT count(*) FROM pg_replication_slots")
+            .expect("slots"),
+        "0"
     );
 }
