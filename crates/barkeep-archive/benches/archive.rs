@@ -33,7 +33,9 @@ fn main() {
     c.pgbench_init(1).expect("pgbench -i");
     let seg_bytes: u64 = 16 << 20;
     let want_end = || {
-        let lsn = c.query_value("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").expect("lsn");
+        let lsn = c
+            .query_value("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+            .expect("lsn");
         lsn.parse::<f64>().unwrap_or(0.0) as u64
     };
     let start = want_end();
@@ -46,7 +48,14 @@ fn main() {
     let mut rw = c.tool_command("pg_receivewal").expect("pg_receivewal");
     rw.arg("-h")
         .arg(c.socket_dir())
-        .args(["-p", &c.port().to_string(), "-U", "postgres", "--no-loop", "-D"])
+        .args([
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+            "--no-loop",
+            "-D",
+        ])
         .arg(&wal)
         .arg(format!("--endpos={end}"));
     barkeep_testkit::run(rw, "pg_receivewal").expect("pg_receivewal");
@@ -66,7 +75,9 @@ fn main() {
         files.len(),
         input >> 20,
         pg.major,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     println!("| codec (level medium) | archive-wal MiB/s | stored size | get-wal MiB/s |");
     println!("| --- | ---: | ---: | ---: |");

@@ -111,7 +111,7 @@ mod tests {
         write_file_atomic(&p, b"one").expect("write");
         assert_eq!(fs::read(&p).expect("read"), b"one");
         let err = write_atomic(&p, |_| Err(io::Error::other("boom"))).expect_err("fails");
-        assert!(format!("{err}").contains("boom"));
+        assert!(crate::error::chain(&err).contains("boom"));
         assert_eq!(fs::read(&p).expect("read"), b"one", "untouched on error");
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .expect("ls")

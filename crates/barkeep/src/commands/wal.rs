@@ -393,7 +393,7 @@ pub fn get_wal(
                 archive
                     .get_wal(wal, o.partial, o.keep_compression, f)
                     .map(|_| ())
-                    .map_err(std::io::Error::other)
+                    .map_err(|e| std::io::Error::other(barkeep_archive::error::chain(&e)))
             })
             .map_err(|e| anyhow!(e))?;
         }
