@@ -12,6 +12,11 @@ use std::time::Instant;
 use barkeep_archive::{Codec, Identity, Level, ServerArchive};
 
 fn main() {
+    // `cargo test --all-targets` runs benches once as tests: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("archive benchmark: run with `cargo bench -p barkeep-archive --bench archive`");
+        return;
+    }
     let segments: usize = std::env::args()
         .filter_map(|a| a.parse().ok())
         .next()
