@@ -107,6 +107,7 @@ fn main() {
             identity_file: root.join("identity.json"),
             codec,
             level: Level::Medium,
+            hooks: None,
         };
         a.create_directories().expect("dirs");
         Identity {

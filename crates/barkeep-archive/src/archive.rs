@@ -63,6 +63,31 @@ impl Identity {
     }
 }
 
+/// What Barman's archive hooks (`pre_archive_script`, `post_archive_script` and their
+/// `_retry_` variants) are told about a file: `BARMAN_FILE`, `BARMAN_SIZE`,
+/// `BARMAN_TIMESTAMP`, `BARMAN_COMPRESSION`, `BARMAN_SEGMENT`, `BARMAN_ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedFile {
+    /// Final path in the archive.
+    pub path: PathBuf,
+    /// File name (`BARMAN_SEGMENT`).
+    pub name: String,
+    /// Stored size.
+    pub size: u64,
+    /// Codec of the stored file.
+    pub codec: Codec,
+}
+
+/// Archive hooks, called around each file's commit. A pre-hook error aborts that file's
+/// archiving (it stays where it is, to be retried), as Barman's `pre_archive_retry_script`
+/// does.
+pub trait ArchiveHooks: std::fmt::Debug + Send + Sync {
+    /// Before the file is committed into the archive.
+    fn pre_archive(&self, file: &ArchivedFile) -> std::result::Result<(), String>;
+    /// After the commit.
+    fn post_archive(&self, file: &ArchivedFile, error: Option<&str>);
+}
+
 /// Where a server's WAL lives and how it is stored.
 #[derive(Debug, Clone)]
 pub struct ServerArchive {
@@ -86,6 +111,8 @@ pub struct ServerArchive {
     pub codec: Codec,
     /// `compression_level`.
     pub level: Level,
+    /// Archive hooks (none until the hooks are configured).
+    pub hooks: Option<std::sync::Arc<dyn ArchiveHooks>>,
 }
 
 /// What happened to one file.
@@ -551,7 +578,24 @@ impl ServerArchive {
         let _xlogdb_lock = LockFile::acquire_blocking(&self.lock_dir, &self.server, "xlogdb")?;
         let mut entries = Vec::new();
         let mut outcomes = Vec::new();
+        let mut committed = Vec::new();
         for p in &ready {
+            let info = |path: &Path| ArchivedFile {
+                path: p.dest.clone(),
+                name: p.name.name().into(),
+                size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+                codec: p.codec,
+            };
+            let staged = p.temp.as_deref().unwrap_or(&p.source);
+            if let Some(h) = &self.hooks
+                && let Err(why) = h.pre_archive(&info(staged))
+            {
+                tracing::warn!(server = %self.server, "pre-archive hook refused {}: {why}; it will be retried", p.name.name());
+                if let Some(t) = &p.temp {
+                    let _ = std::fs::remove_file(t);
+                }
+                continue;
+            }
             if let Some(t) = &p.temp {
                 durable::rename_durable(t, &p.dest)?;
             }
@@ -560,12 +604,16 @@ impl ServerArchive {
                 name: p.name.name().into(),
                 codec: p.codec,
             });
+            committed.push((p, info(&p.dest)));
         }
         durable::create_dir_all_durable(&self.xlogdb_dir)?;
         xlogdb::append(&self.xlogdb(), &entries)?;
-        for p in &ready {
+        for (p, info) in &committed {
             durable::remove_durable(&p.source)?;
             tracing::info!(server = %self.server, "archived {} ({})", p.name.name(), p.codec.name());
+            if let Some(h) = &self.hooks {
+                h.post_archive(info, None);
+            }
         }
         Ok(outcomes)
     }
@@ -603,6 +651,7 @@ mod tests {
             identity_file: d.path().join("identity.json"),
             codec,
             level: Level::Low,
+            hooks: None,
         };
         for dir in [&a.incoming, &a.streaming] {
             std::fs::create_dir_all(dir).expect("mkdir");
@@ -698,6 +747,53 @@ mod tests {
         // rebuild-xlogdb finds the same files.
         let rebuilt = xlogdb::rebuild(&a.wals, &a.xlogdb()).expect("rebuild");
         assert_eq!(rebuilt.len(), 5);
+    }
+
+    #[derive(Debug, Default)]
+    struct Recorder {
+        refuse: bool,
+        seen: std::sync::Mutex<Vec<String>>,
+    }
+    impl ArchiveHooks for Recorder {
+        fn pre_archive(&self, f: &ArchivedFile) -> std::result::Result<(), String> {
+            self.seen
+                .lock()
+                .expect("lock")
+                .push(format!("pre {}", f.name));
+            if self.refuse {
+                Err("not now".into())
+            } else {
+                Ok(())
+            }
+        }
+        fn post_archive(&self, f: &ArchivedFile, _error: Option<&str>) {
+            self.seen
+                .lock()
+                .expect("lock")
+                .push(format!("post {} {}", f.name, f.size));
+        }
+    }
+
+    #[test]
+    fn hooks_run_around_each_file_and_a_refusal_keeps_it_for_later() {
+        let (_d, mut a) = setup(Codec::Gzip);
+        std::fs::write(a.incoming.join(name(1)), segment(1, 1, 42, 0xD110, 3)).expect("w");
+        let refusing = std::sync::Arc::new(Recorder {
+            refuse: true,
+            ..Recorder::default()
+        });
+        a.hooks = Some(refusing.clone());
+        assert!(a.archive_wal().expect("archive").is_empty());
+        assert!(a.incoming.join(name(1)).exists(), "kept for a retry");
+        let accepting = std::sync::Arc::new(Recorder::default());
+        a.hooks = Some(accepting.clone());
+        assert_eq!(a.archive_wal().expect("archive").len(), 1);
+        let seen = accepting.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen[0].starts_with("pre ") && seen[1].starts_with("post "),
+            "{seen:?}"
+        );
     }
 
     #[test]

@@ -261,6 +261,7 @@ mod tests {
             identity_file: d.path().join("identity.json"),
             codec: Codec::Gzip,
             level: Level::Low,
+            hooks: None,
         };
         Identity {
             systemid: "42".into(),

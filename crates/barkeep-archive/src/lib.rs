@@ -21,6 +21,6 @@ pub mod receiver;
 pub mod validate;
 pub mod xlogdb;
 
-pub use archive::{Identity, Outcome, ServerArchive};
+pub use archive::{ArchiveHooks, ArchivedFile, Identity, Outcome, ServerArchive};
 pub use codec::{Codec, Level};
 pub use error::{ArchiveError, Result};

@@ -208,11 +208,16 @@ fn streaming_survives_restarts_crashes_and_kills_with_no_gap() {
     );
 
     // Load with disruptions: fast restarts, crashes, and SIGKILLed receivers.
+    // About two minutes of load in all (BARKEEP_TEST_LOAD_SECS per step, default 10).
+    let step: u32 = std::env::var("BARKEEP_TEST_LOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let events = [
-        "kill", "restart", "kill", "crash", "kill", "restart", "crash", "kill",
+        "kill", "restart", "kill", "crash", "kill", "restart", "crash", "kill", "crash", "kill",
     ];
     for (i, ev) in events.iter().enumerate() {
-        let _ = c.pgbench_run(4, 2, &[]);
+        let _ = c.pgbench_run(step, 2, &[]);
         match *ev {
             "kill" => {
                 kill(&mut receiver, nix::sys::signal::Signal::SIGKILL);
@@ -232,7 +237,7 @@ fn streaming_survives_restarts_crashes_and_kills_with_no_gap() {
             reference_proc = spawn_ref();
         }
     }
-    let _ = c.pgbench_run(3, 2, &[]);
+    let _ = c.pgbench_run(step, 2, &[]);
 
     // Close the last segment; wait for both sides to have it complete.
     let last = c

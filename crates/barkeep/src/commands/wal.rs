@@ -55,6 +55,7 @@ pub(crate) fn archive_for(config: &Config, s: &ServerConfig) -> Result<ServerArc
         identity_file: path_of(s, "backup_directory")?.join("identity.json"),
         codec,
         level,
+        hooks: None,
     })
 }
 
