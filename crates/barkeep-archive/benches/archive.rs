@@ -30,11 +30,9 @@ fn main() {
         .expect("cluster");
     let work = tempfile::tempdir().expect("tempdir");
     let wal = work.path().join("wal");
-    std::fs::create_dir(&wal).expect("mkdir");
     let first = c
         .query_value("SELECT pg_walfile_name(pg_current_wal_lsn())")
         .expect("first");
-    std::fs::write(wal.join(format!("{first}.partial")), b"").expect("seed");
     c.pgbench_init(1).expect("pgbench -i");
     let seg_bytes: u64 = 16 << 20;
     let want_end = || {
@@ -50,27 +48,9 @@ fn main() {
     c.psql("SELECT pg_switch_wal()").expect("switch");
     let end = c.query_value("SELECT pg_current_wal_lsn()").expect("end");
     c.psql("CREATE TABLE past_end ()").expect("more");
-    let mut rw = c.tool_command("pg_receivewal").expect("pg_receivewal");
-    rw.arg("-h")
-        .arg(c.socket_dir())
-        .args([
-            "-p",
-            &c.port().to_string(),
-            "-U",
-            "postgres",
-            "--no-loop",
-            "-D",
-        ])
-        .arg(&wal)
-        .arg(format!("--endpos={end}"));
-    barkeep_testkit::run(rw, "pg_receivewal").expect("pg_receivewal");
-    let mut files: Vec<String> = std::fs::read_dir(&wal)
-        .expect("ls")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 24)
-        .collect();
-    files.sort();
+    let files = c
+        .receive_segments(&wal, &first, &end)
+        .expect("pg_receivewal");
     let sysid = c
         .query_value("SELECT system_identifier FROM pg_control_system()")
         .expect("sysid");

@@ -634,11 +634,12 @@ impl ServerArchive {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::validate::tests::{SEG, segment};
 
-    fn setup(codec: Codec) -> (tempfile::TempDir, ServerArchive) {
+    /// A server archive in a temporary directory, with identity (system id 42, PG 15).
+    pub(crate) fn setup(codec: Codec) -> (tempfile::TempDir, ServerArchive) {
         let d = tempfile::tempdir().expect("tempdir");
         let a = ServerArchive {
             server: "pg".into(),

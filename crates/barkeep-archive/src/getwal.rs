@@ -244,32 +244,10 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::Identity;
-    use crate::codec::Level;
     use crate::validate::tests::{SEG, segment};
 
     fn setup() -> (tempfile::TempDir, ServerArchive) {
-        let d = tempfile::tempdir().expect("tempdir");
-        let a = ServerArchive {
-            server: "pg".into(),
-            wals: d.path().join("wals"),
-            incoming: d.path().join("incoming"),
-            streaming: d.path().join("streaming"),
-            errors: d.path().join("errors"),
-            xlogdb_dir: d.path().join("wals"),
-            lock_dir: d.path().to_path_buf(),
-            identity_file: d.path().join("identity.json"),
-            codec: Codec::Gzip,
-            level: Level::Low,
-            hooks: None,
-        };
-        Identity {
-            systemid: "42".into(),
-            version: 15,
-        }
-        .save(&a.identity_file)
-        .expect("id");
-        (d, a)
+        crate::archive::tests::setup(Codec::Gzip)
     }
 
     /// A tar stream built the way barman-wal-archive builds it: the WAL, then SHA256SUMS

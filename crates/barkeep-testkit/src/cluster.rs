@@ -699,6 +699,45 @@ impl Cluster {
         set_mode(&self.data, 0o700)
     }
 
+    /// Collects WAL with this installation's `pg_receivewal` into `dir`: from segment
+    /// `first` (an empty `.partial` tells pg_receivewal where to start, on every major)
+    /// until `endpos`. Returns the complete segments' names, sorted. Some WAL must exist
+    /// past `endpos`, or pg_receivewal waits for it.
+    pub fn receive_segments(
+        &self,
+        dir: &Path,
+        first: &str,
+        endpos: &str,
+    ) -> Result<Vec<String>, HarnessError> {
+        fs::create_dir_all(dir)
+            .map_err(|e| HarnessError::io(format!("mkdir `{}`", dir.display()), e))?;
+        let seed = dir.join(format!("{first}.partial"));
+        fs::write(&seed, b"")
+            .map_err(|e| HarnessError::io(format!("write `{}`", seed.display()), e))?;
+        let mut cmd = self.tool_command("pg_receivewal")?;
+        cmd.arg("-h")
+            .arg(&self.sock)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "--no-loop",
+                "-D",
+            ])
+            .arg(dir)
+            .arg(format!("--endpos={endpos}"));
+        run(cmd, "pg_receivewal")?;
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .map_err(|e| HarnessError::io(format!("list `{}`", dir.display()), e))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 24)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// A client tool of the installation, with the environment cleaned of `PG*`.
     pub fn tool_command(&self, tool: &str) -> Result<Command, HarnessError> {
         self.client(tool)

@@ -223,9 +223,9 @@ pub enum Command {
     WalRestore(WalRestoreArgs),
 }
 
-/// Options shared by the WAL clients.
+/// How the WAL clients reach the barkeep host.
 #[derive(Debug, Clone, clap::Args)]
-pub struct WalClientArgs {
+pub struct RemoteArgs {
     /// Program to run on the barkeep host.
     #[arg(long, default_value = "barkeep")]
     pub remote_program: String,
@@ -244,6 +244,14 @@ pub struct WalClientArgs {
     /// Test the connection only.
     #[arg(short = 't', long)]
     pub test: bool,
+}
+
+/// `wal-archive` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WalClientArgs {
+    /// Connection to the barkeep host.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Use MD5SUMS instead of SHA256SUMS (for old barman servers).
     #[arg(long)]
     pub md5: bool,
@@ -258,24 +266,9 @@ pub struct WalClientArgs {
 /// `wal-restore` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WalRestoreArgs {
-    /// Program to run on the barkeep host.
-    #[arg(long, default_value = "barkeep")]
-    pub remote_program: String,
-    /// Run on this host without ssh (the configuration is read locally).
-    #[arg(long)]
-    pub local: bool,
-    /// User on the barkeep host.
-    #[arg(short = 'U', long, default_value = "barman")]
-    pub user: String,
-    /// ssh port.
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Configuration file on the barkeep host.
-    #[arg(long = "remote-config", value_name = "FILE")]
-    pub remote_config: Option<String>,
-    /// Test the connection only.
-    #[arg(short = 't', long)]
-    pub test: bool,
+    /// Connection to the barkeep host.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Also fetch `.partial` files.
     #[arg(short = 'P', long)]
     pub partial: bool,

@@ -578,38 +578,18 @@ fn files_compressed_by_system_tools_are_recognised() {
         .expect("data");
     // Real WAL segments, taken with pg_receivewal.
     let segs = home.dir.path().join("segs");
-    std::fs::create_dir(&segs).expect("mkdir");
     let first = c
         .query_value("SELECT pg_walfile_name(pg_current_wal_lsn())")
         .expect("first");
-    std::fs::write(segs.join(format!("{first}.partial")), b"").expect("seed");
     for _ in 0..5 {
         c.psql("INSERT INTO t SELECT generate_series(1, 1000); SELECT pg_switch_wal()")
             .expect("wal");
     }
     let end = c.query_value("SELECT pg_current_wal_lsn()").expect("end");
     c.psql("CREATE TABLE past_end ()").expect("more");
-    let mut rw = c.tool_command("pg_receivewal").expect("pg_receivewal");
-    rw.arg("-h")
-        .arg(c.socket_dir())
-        .args([
-            "-p",
-            &c.port().to_string(),
-            "-U",
-            "postgres",
-            "--no-loop",
-            "-D",
-        ])
-        .arg(&segs)
-        .arg(format!("--endpos={end}"));
-    barkeep_testkit::run(rw, "pg_receivewal").expect("receive");
-    let mut names: Vec<String> = std::fs::read_dir(&segs)
-        .expect("ls")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.len() == 24)
-        .collect();
-    names.sort();
+    let names = c
+        .receive_segments(&segs, &first, &end)
+        .expect("pg_receivewal");
     let tools: [(&str, &[&str], Codec); 5] = [
         ("gzip", &["-c"], Codec::Gzip),
         ("bzip2", &["-c"], Codec::Bzip2),

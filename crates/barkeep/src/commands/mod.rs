@@ -15,11 +15,11 @@ use crate::{Failure, Output, logging, usage};
 pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
     // The WAL clients run on database hosts, usually without a barkeep configuration.
     match &cli.command {
-        Command::WalArchive(a) if !a.local => {
+        Command::WalArchive(a) if !a.remote.local => {
             logging::init(logging::level(cli, None), None, cli.color);
             return walclient::wal_archive(a, None, out);
         }
-        Command::WalRestore(a) if !a.local => {
+        Command::WalRestore(a) if !a.remote.local => {
             logging::init(logging::level(cli, None), None, cli.color);
             return walclient::wal_restore(a, None, out);
         }

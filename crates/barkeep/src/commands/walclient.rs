@@ -103,9 +103,9 @@ pub fn wal_archive(
     config: Option<&Config>,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    if a.local {
+    if a.remote.local {
         let config = config.ok_or_else(|| anyhow!("--local needs the configuration (-c)"))?;
-        if a.test {
+        if a.remote.test {
             return super::wal::put_wal(config, &a.server_name, true, out);
         }
         let wal = a
@@ -120,14 +120,18 @@ pub fn wal_archive(
         return Ok(());
     }
     let mut rest = vec!["put-wal", a.server_name.as_str()];
-    if a.test {
+    if a.remote.test {
         rest.push("--test");
     }
-    let remote = remote_args(&a.remote_program, a.remote_config.as_deref(), &rest);
-    let mut cmd = ssh_command(&a.user, &a.barman_host, a.port, &remote);
+    let remote = remote_args(
+        &a.remote.remote_program,
+        a.remote.remote_config.as_deref(),
+        &rest,
+    );
+    let mut cmd = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote);
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().context("cannot run ssh")?;
-    if !a.test {
+    if !a.remote.test {
         let wal = a
             .wal_path
             .as_ref()
@@ -146,7 +150,11 @@ pub fn wal_archive(
         Some(0) => Ok(()),
         Some(255) => Err(exit(
             3,
-            anyhow!("ssh to {}@{} failed (exit 255)", a.user, a.barman_host),
+            anyhow!(
+                "ssh to {}@{} failed (exit 255)",
+                a.remote.user,
+                a.barman_host
+            ),
         )),
         Some(c) => Err(exit(
             u8::try_from(c).unwrap_or(1),
@@ -174,7 +182,7 @@ fn fetch(
             .unwrap_or_default(),
         std::process::id()
     ));
-    let result = if a.local {
+    let result = if a.remote.local {
         let config = config.ok_or_else(|| (2, anyhow!("--local needs the configuration (-c)")))?;
         let s = config
             .server(&a.server_name)
@@ -197,16 +205,23 @@ fn fetch(
         }
         rest.push(&a.server_name);
         rest.push(wal);
-        let remote = remote_args(&a.remote_program, a.remote_config.as_deref(), &rest);
+        let remote = remote_args(
+            &a.remote.remote_program,
+            a.remote.remote_config.as_deref(),
+            &rest,
+        );
         let file = std::fs::File::create(&tmp)
             .map_err(|e| (1, anyhow!("cannot create `{}`: {e}", tmp.display())))?;
-        let status = ssh_command(&a.user, &a.barman_host, a.port, &remote)
+        let status = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote)
             .stdout(Stdio::from(file))
             .status()
             .map_err(|e| (2, anyhow!("cannot run ssh: {e}")))?;
         match status.code() {
             Some(0) => Ok(()),
-            Some(255) => Err((2, anyhow!("ssh to {}@{} failed", a.user, a.barman_host))),
+            Some(255) => Err((
+                2,
+                anyhow!("ssh to {}@{} failed", a.remote.user, a.barman_host),
+            )),
             _ => Err((
                 1,
                 anyhow!("WAL file '{wal}' not found in server '{}'", a.server_name),
@@ -224,7 +239,7 @@ fn fetch(
 }
 
 fn peek(a: &WalRestoreArgs, config: Option<&Config>, wal: &str, n: usize) -> Vec<String> {
-    if a.local {
+    if a.remote.local {
         let Some(config) = config else {
             return Vec::new();
         };
@@ -238,8 +253,12 @@ fn peek(a: &WalRestoreArgs, config: Option<&Config>, wal: &str, n: usize) -> Vec
     }
     let n = n.to_string();
     let rest = ["get-wal", "--peek", n.as_str(), a.server_name.as_str(), wal];
-    let remote = remote_args(&a.remote_program, a.remote_config.as_deref(), &rest);
-    let Ok(o) = ssh_command(&a.user, &a.barman_host, a.port, &remote)
+    let remote = remote_args(
+        &a.remote.remote_program,
+        a.remote.remote_config.as_deref(),
+        &rest,
+    );
+    let Ok(o) = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote)
         .stderr(Stdio::null())
         .output()
     else {
@@ -257,14 +276,14 @@ pub fn wal_restore(
     config: Option<&Config>,
     out: &mut Output,
 ) -> Result<(), Failure> {
-    if a.test {
-        if a.local {
+    if a.remote.test {
+        if a.remote.local {
             let config = config.ok_or_else(|| anyhow!("--local needs the configuration (-c)"))?;
             super::select(config, std::slice::from_ref(&a.server_name))?;
         } else {
             let remote = remote_args(
-                &a.remote_program,
-                a.remote_config.as_deref(),
+                &a.remote.remote_program,
+                a.remote.remote_config.as_deref(),
                 &[
                     "get-wal",
                     "--test",
@@ -272,13 +291,13 @@ pub fn wal_restore(
                     "000000010000000000000001",
                 ],
             );
-            let st = ssh_command(&a.user, &a.barman_host, a.port, &remote)
+            let st = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote)
                 .status()
                 .context("cannot run ssh")?;
             if !st.success() {
                 return Err(exit(
                     2,
-                    anyhow!("ssh to {}@{} failed", a.user, a.barman_host),
+                    anyhow!("ssh to {}@{} failed", a.remote.user, a.barman_host),
                 ));
             }
         }
