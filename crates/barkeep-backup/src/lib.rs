@@ -4,12 +4,17 @@
 //!
 //! - [`info`]: `backup.info` in Barman's format;
 //! - [`manifest`]: `backup_manifest` parsing and native verification;
-//! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication.
+//! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication;
+//! - [`catalog`]: listing, shortcuts, WAL checks, interrupted backups;
+//! - [`take`]: the backup itself.
 
+pub mod catalog;
 pub mod error;
 pub mod extract;
 pub mod info;
 pub mod manifest;
+pub mod take;
 
+pub use catalog::Catalog;
 pub use error::{BackupError, Result};
 pub use info::{BackupInfo, Status};

@@ -291,7 +291,10 @@ pub const SERVER_KEYS: &[KeySpec] = &[
         "reuse_backup",
         Both,
         Choice(&["off", "copy", "link"]),
-        Some("off"),
+        // barkeep's default: plain backups hard-link unchanged files to the previous one
+        // (Barman's default `off` applies to rsync backups only; streamed backups there
+        // cannot deduplicate at all).
+        Some("link"),
     ),
     k("parallel_jobs", Both, INT1, Some("1")),
     k("parallel_jobs_start_batch_period", Both, INT1, Some("1")),

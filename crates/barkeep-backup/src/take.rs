@@ -1,0 +1,685 @@
+//! Taking a backup (`barkeep backup`, Barman's `backup_method = postgres`), natively:
+//!
+//! 1. `backup.info` is created (EMPTY), server facts are gathered over SQL, status
+//!    STARTED is saved;
+//! 2. `BASE_BACKUP` streams; each archive goes through a bounded channel to a thread that
+//!    unpacks it (plain: `base/<ID>/data`, tablespaces in `base/<ID>/<oid>`, linked from
+//!    `data/pg_tblspc/<oid>`) or stores it as a tar, compressed on this side or as the
+//!    server compressed it; the manifest is stored byte for byte;
+//! 3. the backup is good only after PostgreSQL's final CommandComplete, and (plain) once
+//!    every file's size and CRC-32C match the manifest;
+//! 4. configuration files kept outside PGDATA are fetched with `pg_read_binary_file`;
+//! 5. a restore point `barman_<ID>` is created and the WAL switched, so the end segment is
+//!    archived even on an idle server; status WAITING_FOR_WALS, then DONE when the WAL
+//!    from begin to end is in the archive.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use barkeep_archive::{Identity, ServerArchive};
+use barkeep_pg::basebackup::{BackupEvent, BaseBackupOptions, ManifestMode};
+use barkeep_pg::conninfo::ConnParams;
+use barkeep_pg::{Connection, PgError};
+use barkeep_wal::{Lsn, SegmentSize};
+use bytes::Bytes;
+
+use crate::catalog::{Catalog, segment_before, tree_size};
+use crate::error::{BackupError, Result};
+use crate::extract::{ChannelReader, Previous, Unpack, Unpacked, fsync_dirs, store, unpack};
+use crate::info::{
+    BackupInfo, Status, Tablespace, format_time, py_repr, str_list_repr, tablespaces_repr,
+};
+use crate::manifest::Manifest;
+
+/// Storage format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// A plain data directory (what `pg_basebackup -Fp` writes).
+    Plain,
+    /// One tar per tablespace, compressed with `codec` (`none`, `gzip`, `lz4`, `zstd`)
+    /// here (`server = false`, `workers` threads for zstd) or by the server (15+).
+    Tar {
+        /// Codec.
+        codec: String,
+        /// Level (codec's scale).
+        level: Option<i32>,
+        /// Compress on the server.
+        server: bool,
+        /// zstd worker threads.
+        workers: u32,
+    },
+}
+
+/// `reuse_backup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Every file is written.
+    Off,
+    /// Same as off for streamed backups (kept for Barman compatibility).
+    Copy,
+    /// Unchanged files become hard links to the previous backup's.
+    Link,
+}
+
+/// What `backup` was asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `--name`.
+    pub name: Option<String>,
+    /// Fast checkpoint.
+    pub immediate_checkpoint: bool,
+    /// kB/s.
+    pub max_rate_kbps: Option<u32>,
+    /// Format.
+    pub format: Format,
+    /// Deduplication.
+    pub reuse: Reuse,
+    /// SQL connection (`conninfo`).
+    pub sql: ConnParams,
+    /// Replication connection (`streaming_conninfo` with `replication=true`).
+    pub replication: ConnParams,
+    /// Called with (bytes done, bytes expected) while copying.
+    pub progress: Option<ProgressFn>,
+}
+
+/// A progress callback: (bytes done, bytes expected).
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("progress callback")
+    }
+}
+
+fn pg(server: &str) -> impl Fn(PgError) -> BackupError + '_ {
+    move |source| BackupError::Pg {
+        server: server.to_string(),
+        source,
+    }
+}
+
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// A new backup id from the local time; waits a second if it is taken.
+pub fn new_backup_id(cat: &Catalog) -> String {
+    loop {
+        let id = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+        if !cat.info_path(&id).exists() && !cat.backup_root(&id).exists() {
+            return id;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Takes a backup. Returns its final info (WAITING_FOR_WALS or DONE). On failure the
+/// backup is saved FAILED with the cause, and its partial files removed.
+pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Result<BackupInfo> {
+    let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")?;
+    cat.recover_crashed()?;
+    let id = new_backup_id(cat);
+    let mut info = BackupInfo::new(&id, &cat.server);
+    if let Some(n) = &req.name {
+        info.set("backup_name", n.clone());
+    }
+    info.save(&cat.info_path(&id))?;
+    let started = Instant::now();
+    match run(cat, archive, req, &mut info).await {
+        Ok(()) => {
+            let _ = started;
+            Ok(info)
+        }
+        Err(e) => {
+            let msg = barkeep_archive::error::chain(&e);
+            tracing::error!(server = %cat.server, "backup {id} failed: {msg}");
+            let root = cat.backup_root(&id);
+            if root.exists() {
+                let _ = std::fs::remove_dir_all(&root);
+            }
+            info.set_status(Status::Failed);
+            let first = msg.lines().next().unwrap_or_default().to_string();
+            info.set("error", format!("failure during backup ({first})"));
+            info.save(&cat.info_path(&id))?;
+            Err(e)
+        }
+    }
+}
+
+async fn run(
+    cat: &Catalog,
+    archive: &ServerArchive,
+    req: &Request,
+    info: &mut BackupInfo,
+) -> Result<()> {
+    let server = cat.server.as_str();
+    let id = info.backup_id.clone();
+    let begin = chrono::Local::now();
+    let t0 = Instant::now();
+    let mut sql = Connection::connect(&req.sql).await.map_err(pg(server))?;
+    let version = sql.server_version_num().await.map_err(pg(server))?;
+    let major = version / 10000;
+    info.set("version", version.to_string());
+    let show = |v: std::result::Result<String, PgError>| v.ok().filter(|s| !s.is_empty());
+    let pgdata = show(sql.show("data_directory").await);
+    if let Some(p) = &pgdata {
+        info.set("pgdata", p.clone());
+    } else {
+        tracing::warn!(
+            server,
+            "cannot read data_directory (needs superuser or pg_read_all_settings): pgdata left empty in backup.info"
+        );
+    }
+    for key in ["config_file", "hba_file", "ident_file"] {
+        if let Some(v) = show(sql.show(key).await) {
+            info.set(key, v);
+        }
+    }
+    if let Some(v) = show(sql.show("data_checksums").await) {
+        info.set("data_checksums", v);
+    }
+    if major >= 17
+        && let Some(v) = show(sql.show("summarize_wal").await)
+    {
+        info.set("summarize_wal", v);
+    }
+    let ts_rows = sql
+        .query("SELECT spcname, oid, pg_catalog.pg_tablespace_location(oid) FROM pg_catalog.pg_tablespace WHERE pg_catalog.pg_tablespace_location(oid) <> '' ORDER BY oid")
+        .await
+        .map_err(pg(server))?;
+    let tablespaces: Vec<Tablespace> = (0..ts_rows.rows.len())
+        .filter_map(|i| {
+            Some(Tablespace {
+                name: ts_rows.text(i, 0)?,
+                oid: ts_rows.text(i, 1)?.parse().ok()?,
+                location: ts_rows.text(i, 2)?,
+            })
+        })
+        .collect();
+    info.set(
+        "tablespaces",
+        if tablespaces.is_empty() {
+            "None".to_string()
+        } else {
+            tablespaces_repr(&tablespaces)
+        },
+    );
+    if tablespaces.is_empty() {
+        info.clear("tablespaces");
+    }
+    if let Some(size) = sql
+        .query_value(
+            "SELECT sum(pg_catalog.pg_database_size(oid))::bigint FROM pg_catalog.pg_database",
+        )
+        .await
+        .ok()
+        .flatten()
+    {
+        info.set("cluster_size", size);
+    }
+    let included: Vec<String> = match sql
+        .query("SELECT DISTINCT sourcefile FROM pg_catalog.pg_file_settings WHERE sourcefile IS NOT NULL ORDER BY 1")
+        .await
+    {
+        Ok(r) => (0..r.rows.len())
+            .filter_map(|i| r.text(i, 0))
+            .filter(|f| Some(f.as_str()) != info.get("config_file") && !pgdata.as_deref().is_some_and(|d| under(f, d)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if !included.is_empty() {
+        info.set("included_files", str_list_repr(&included));
+    }
+
+    let mut repl = Connection::connect(&req.replication)
+        .await
+        .map_err(pg(server))?;
+    let ident = repl.identify_system().await.map_err(pg(server))?;
+    let seg: SegmentSize = repl.wal_segment_size().await.map_err(pg(server))?;
+    info.set("systemid", ident.system_id.to_string());
+    info.set("xlog_segment_size", seg.bytes().to_string());
+    match Identity::load(&archive.identity_file)? {
+        Some(known) if known.systemid != ident.system_id.to_string() => {
+            return Err(BackupError::Other(format!(
+                "server `{server}` has system identifier {}, but `{}` says {}: refusing to mix backups of two clusters",
+                ident.system_id,
+                archive.identity_file.display(),
+                known.systemid
+            )));
+        }
+        Some(_) => {}
+        None => Identity {
+            systemid: ident.system_id.to_string(),
+            version: major,
+        }
+        .save(&archive.identity_file)?,
+    }
+    info.set("begin_time", format_time(&begin));
+    info.set_status(Status::Started);
+    info.save(&cat.info_path(&id))?;
+
+    // The previous plain backup, for deduplication.
+    let previous = if req.reuse == Reuse::Link && req.format == Format::Plain {
+        previous_plain(cat, &id)
+    } else {
+        None
+    };
+
+    let root = cat.backup_root(&id);
+    let data = cat.data_dir(&id);
+    barkeep_archive::durable::create_dir_all_durable(&data)?;
+    let mut opts = BaseBackupOptions {
+        label: format!("barkeep backup {server} {id}"),
+        progress: true,
+        fast_checkpoint: req.immediate_checkpoint,
+        wait_for_archive: false,
+        include_wal: false,
+        max_rate_kbps: req.max_rate_kbps,
+        tablespace_map: false,
+        verify_checksums: true,
+        manifest: ManifestMode::Yes,
+        manifest_checksums: Some("CRC32C".into()),
+        compression: None,
+        incremental: false,
+    };
+    if let Format::Tar {
+        codec,
+        level,
+        server: true,
+        workers,
+    } = &req.format
+    {
+        let mut detail = level.map(|l| format!("level={l}"));
+        if codec == "zstd" && *workers > 1 {
+            detail = Some(format!(
+                "{}workers={workers}",
+                detail.map(|d| d + ",").unwrap_or_default()
+            ));
+        }
+        opts.compression = Some((codec.clone(), detail));
+    }
+    let mut stream = repl.base_backup(&opts).await.map_err(pg(server))?;
+    let mut total_kb = 0u64;
+    let mut current: Option<(
+        std::sync::mpsc::SyncSender<Bytes>,
+        std::thread::JoinHandle<Result<Sink>>,
+    )> = None;
+    let mut sinks: Vec<Sink> = Vec::new();
+    let manifest_tmp = data.join("backup_manifest.tmp");
+    let mut manifest_file: Option<std::fs::File> = None;
+    let mut start: Option<(Lsn, u32)> = None;
+    let mut end: Option<(Lsn, u32)> = None;
+    let mut done_bytes = 0u64;
+    let finish = |cur: &mut Option<(
+        std::sync::mpsc::SyncSender<Bytes>,
+        std::thread::JoinHandle<Result<Sink>>,
+    )>,
+                  sinks: &mut Vec<Sink>|
+     -> Result<()> {
+        if let Some((tx, h)) = cur.take() {
+            drop(tx);
+            let s = h
+                .join()
+                .map_err(|_| BackupError::Other("the archive writer thread panicked".into()))??;
+            sinks.push(s);
+        }
+        Ok(())
+    };
+    loop {
+        let ev = match stream.next().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => break,
+            Err(e) => {
+                drop(current.take());
+                return Err(pg(server)(e));
+            }
+        };
+        match ev {
+            BackupEvent::Start {
+                lsn,
+                tli,
+                tablespaces,
+            } => {
+                start = Some((lsn, tli));
+                total_kb = tablespaces.iter().filter_map(|t| t.size_kb).sum();
+                info.set("begin_xlog", lsn.to_string());
+                info.set("begin_wal", seg.segment_name(tli, lsn.segno(seg)));
+                info.set("begin_offset", lsn.segment_offset(seg).to_string());
+                info.set("timeline", tli.to_string());
+            }
+            BackupEvent::ArchiveStart { name, tablespace } => {
+                finish(&mut current, &mut sinks)?;
+                let (tx, rx) = ChannelReader::pair(16);
+                let job = match (&req.format, tablespace.oid) {
+                    (Format::Plain, oid) => Job::Unpack(Unpack {
+                        root: match oid {
+                            None => data.clone(),
+                            Some(o) => root.join(o.to_string()),
+                        },
+                        manifest_prefix: oid.map(|o| format!("pg_tblspc/{o}/")).unwrap_or_default(),
+                        previous: previous.clone(),
+                    }),
+                    (
+                        Format::Tar {
+                            codec,
+                            level,
+                            server,
+                            workers,
+                        },
+                        _,
+                    ) => {
+                        let (file, codec) = if *server || codec == "none" {
+                            (name.clone(), None)
+                        } else {
+                            let ext = match codec.as_str() {
+                                "gzip" => "gz",
+                                "lz4" => "lz4",
+                                _ => "zst",
+                            };
+                            (
+                                format!("{name}.{ext}"),
+                                Some((
+                                    codec.clone(),
+                                    level.unwrap_or(match codec.as_str() {
+                                        "gzip" => 6,
+                                        "lz4" => 0,
+                                        _ => 3,
+                                    }),
+                                    *workers,
+                                )),
+                            )
+                        };
+                        Job::Store {
+                            dest: data.join(file),
+                            codec,
+                        }
+                    }
+                };
+                let oid = tablespace.oid;
+                let handle = std::thread::spawn(move || job.run(rx, oid));
+                current = Some((tx, handle));
+            }
+            BackupEvent::ArchiveData(d) => {
+                done_bytes += d.len() as u64;
+                if let Some((tx, _)) = &current
+                    && tx.send(d).is_err()
+                {
+                    // The writer stopped: its error comes from join.
+                    finish(&mut current, &mut sinks)?;
+                    return Err(BackupError::Other(
+                        "the archive writer stopped early".into(),
+                    ));
+                }
+                if let Some(p) = &req.progress {
+                    (p.0)(done_bytes, total_kb * 1024);
+                }
+            }
+            BackupEvent::ArchiveEnd => finish(&mut current, &mut sinks)?,
+            BackupEvent::Progress(_) => {}
+            BackupEvent::ManifestStart => {
+                finish(&mut current, &mut sinks)?;
+                manifest_file = Some(
+                    std::fs::File::create(&manifest_tmp)
+                        .map_err(|e| BackupError::io("create", &manifest_tmp, e))?,
+                );
+            }
+            BackupEvent::ManifestData(d) => {
+                use std::io::Write;
+                if let Some(f) = manifest_file.as_mut() {
+                    f.write_all(&d)
+                        .map_err(|e| BackupError::io("write", &manifest_tmp, e))?;
+                }
+            }
+            BackupEvent::End { lsn, tli } => end = Some((lsn, tli)),
+        }
+    }
+    finish(&mut current, &mut sinks)?;
+    let (Some((_, _)), Some((end_lsn, end_tli))) = (start, end) else {
+        return Err(BackupError::Other(
+            "the server ended the backup without start or end position".into(),
+        ));
+    };
+    let manifest_path = data.join("backup_manifest");
+    match manifest_file.take() {
+        Some(f) => {
+            f.sync_all()
+                .map_err(|e| BackupError::io("fsync", &manifest_tmp, e))?;
+            barkeep_archive::durable::rename_durable(&manifest_tmp, &manifest_path)?;
+        }
+        None => {
+            return Err(BackupError::Other(
+                "the server sent no backup manifest".into(),
+            ));
+        }
+    }
+    let copy_time = t0.elapsed().as_secs_f64();
+
+    // Plain: tablespace links, checksums against the manifest.
+    let mut size = 0u64;
+    let mut linked = 0u64;
+    let mut label = None;
+    if req.format == Format::Plain {
+        let manifest = Manifest::load(&manifest_path)?;
+        if !manifest.checksum_ok {
+            return Err(BackupError::Verify(
+                "the backup manifest's checksum does not match its content".into(),
+            ));
+        }
+        let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
+        for s in &sinks {
+            if let Sink::Unpacked { unpacked: u, .. } = s {
+                size += u.bytes;
+                linked += u.linked_bytes;
+                seen.extend(u.crcs.clone());
+                if u.backup_label.is_some() {
+                    label = u.backup_label.clone();
+                }
+            }
+        }
+        for (path, f) in &manifest.files {
+            match seen.get(path) {
+                None => {
+                    return Err(BackupError::Verify(format!(
+                        "`{path}` is in the manifest but was not received"
+                    )));
+                }
+                Some((sz, crc)) => {
+                    if *sz != f.size || f.checksum.as_deref().is_some_and(|c| c != crc) {
+                        return Err(BackupError::Verify(format!(
+                            "`{path}`: received {sz} bytes with CRC32C {crc}, the manifest says {} bytes, {:?}",
+                            f.size, f.checksum
+                        )));
+                    }
+                }
+            }
+        }
+        for t in &tablespaces {
+            let link = data.join("pg_tblspc").join(t.oid.to_string());
+            std::fs::create_dir_all(data.join("pg_tblspc"))
+                .map_err(|e| BackupError::io("create", &link, e))?;
+            let _ = std::fs::remove_file(&link);
+            let _ = std::fs::remove_dir(&link);
+            std::os::unix::fs::symlink(root.join(t.oid.to_string()), &link)
+                .map_err(|e| BackupError::io("create symlink", &link, e))?;
+        }
+        fsync_dirs(&root)?;
+    } else {
+        for s in &sinks {
+            if let Sink::Stored { bytes, .. } = s {
+                size += bytes;
+            }
+        }
+        size += std::fs::metadata(&manifest_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if let Format::Tar { codec, server, .. } = &req.format
+            && codec != "none"
+        {
+            info.set("compression", codec.clone());
+            let _ = server;
+        }
+        fsync_dirs(&root)?;
+    }
+    if let Some(l) = label {
+        info.set("backup_label", py_repr(&l));
+    }
+
+    // Configuration files kept outside PGDATA (Debian's /etc/postgresql/…).
+    let mut outside: Vec<String> = Vec::new();
+    for key in ["config_file", "hba_file", "ident_file"] {
+        if let Some(f) = info.get(key)
+            && !pgdata.as_deref().is_some_and(|d| under(f, d))
+        {
+            outside.push(f.to_string());
+        }
+    }
+    outside.extend(included.iter().cloned());
+    for f in &outside {
+        match sql.read_binary_file(f).await {
+            Ok(bytes) => {
+                let dest = config_copy_path(&root, f);
+                if let Some(p) = dest.parent() {
+                    barkeep_archive::durable::create_dir_all_durable(p)?;
+                }
+                barkeep_archive::durable::write_file_atomic(&dest, &bytes)?;
+                size += bytes.len() as u64;
+            }
+            Err(e) => tracing::warn!(
+                server,
+                "configuration file `{f}` is outside the data directory and could not be read over SQL ({}): it is NOT in backup {id}; grant pg_read_server_files or EXECUTE on pg_read_binary_file(text) to the backup role",
+                barkeep_archive::error::chain(&e)
+            ),
+        }
+    }
+
+    info.set("end_xlog", end_lsn.to_string());
+    info.set(
+        "end_wal",
+        seg.segment_name(end_tli, segment_before(end_lsn, seg)),
+    );
+    info.set("end_offset", end_lsn.segment_offset(seg).to_string());
+    info.set("end_time", format_time(&chrono::Local::now()));
+    info.set("size", size.to_string());
+    info.set("deduplicated_size", (size - linked).to_string());
+    info.set(
+        "copy_stats",
+        format!(
+            "{{'copy_time': {copy_time:.6}, 'total_time': {:.6}}}",
+            t0.elapsed().as_secs_f64()
+        ),
+    );
+
+    // Restore point and WAL switch, so the end segment reaches the archive.
+    if !sql.is_in_recovery().await.map_err(pg(server))? {
+        if let Err(e) = sql.create_restore_point(&format!("barman_{id}")).await {
+            tracing::warn!(
+                server,
+                "could not create restore point barman_{id}: {}",
+                barkeep_archive::error::chain(&e)
+            );
+        }
+        if let Err(e) = sql.switch_wal().await {
+            tracing::warn!(
+                server,
+                "could not switch WAL after the backup ({}); the backup waits for the next segment switch",
+                barkeep_archive::error::chain(&e)
+            );
+        }
+    }
+    let _ = sql.close().await;
+    let _ = repl.close().await;
+    info.set_status(Status::WaitingForWals);
+    info.save(&cat.info_path(&id))?;
+    cat.check_backup(info, archive)?;
+    Ok(())
+}
+
+/// Where a configuration file from outside PGDATA is kept: `base/<ID>/external_config`
+/// followed by its absolute path.
+pub fn config_copy_path(root: &Path, file: &str) -> PathBuf {
+    root.join("external_config")
+        .join(file.trim_start_matches('/'))
+}
+
+fn previous_plain(cat: &Catalog, id: &str) -> Option<Arc<Previous>> {
+    let prev = cat
+        .list()
+        .ok()?
+        .into_iter()
+        .rev()
+        .filter(|b| b.backup_id.as_str() < id)
+        .find(|b| {
+            matches!(b.status(), Status::Done | Status::WaitingForWals)
+                && b.get("compression").is_none()
+        })?;
+    let data = cat.data_dir(&prev.backup_id);
+    let manifest = Manifest::load(&data.join("backup_manifest")).ok()?;
+    let tablespaces = prev
+        .tablespaces()
+        .into_iter()
+        .map(|t| {
+            (
+                t.oid,
+                cat.backup_root(&prev.backup_id).join(t.oid.to_string()),
+            )
+        })
+        .collect();
+    tracing::info!(server = %cat.server, "files unchanged since backup {} are hard-linked to it", prev.backup_id);
+    Some(Arc::new(Previous {
+        manifest,
+        data_dir: data,
+        tablespaces,
+    }))
+}
+
+enum Job {
+    Unpack(Unpack),
+    Store {
+        dest: PathBuf,
+        codec: Option<(String, i32, u32)>,
+    },
+}
+
+/// What a finished archive writer produced.
+#[derive(Debug)]
+enum Sink {
+    Unpacked {
+        unpacked: Unpacked,
+        _oid: Option<u32>,
+    },
+    Stored {
+        bytes: u64,
+        _dest: PathBuf,
+    },
+}
+
+impl Job {
+    fn run(self, rx: ChannelReader, oid: Option<u32>) -> Result<Sink> {
+        match self {
+            Job::Unpack(u) => {
+                let mut rx = rx;
+                let unpacked = unpack(&mut rx, &u)?;
+                // Drain what follows the end-of-archive blocks.
+                let _ = std::io::copy(&mut rx, &mut std::io::sink());
+                Ok(Sink::Unpacked {
+                    unpacked,
+                    _oid: oid,
+                })
+            }
+            Job::Store { dest, codec } => {
+                let c = codec.as_ref().map(|(c, l, w)| (c.as_str(), *l, *w));
+                let bytes = store(rx, &dest, c)?;
+                Ok(Sink::Stored { bytes, _dest: dest })
+            }
+        }
+    }
+}
+
+/// Total disk size of a backup directory.
+pub fn backup_disk_size(cat: &Catalog, id: &str) -> u64 {
+    tree_size(&cat.backup_root(id))
+}
