@@ -215,6 +215,97 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Take a base backup of servers.
+    Backup {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+        /// A name for the backup (usable instead of its id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Fast checkpoint at the start.
+        #[arg(long, overrides_with = "no_immediate_checkpoint")]
+        immediate_checkpoint: bool,
+        /// Spread checkpoint at the start.
+        #[arg(long)]
+        no_immediate_checkpoint: bool,
+        /// Maximum transfer rate in kB/s (0 = unlimited).
+        #[arg(long, value_name = "KBPS")]
+        bwlimit: Option<u32>,
+        /// Attempts after a failure.
+        #[arg(long, value_name = "N")]
+        retry_times: Option<u32>,
+        /// Seconds between attempts.
+        #[arg(long, value_name = "SECONDS")]
+        retry_sleep: Option<u64>,
+        /// No retry.
+        #[arg(long)]
+        no_retry: bool,
+        /// Compression threads (backup_compression_workers).
+        #[arg(short = 'j', long, value_name = "N")]
+        jobs: Option<u32>,
+        /// off, copy or link (overrides reuse_backup).
+        #[arg(long, value_name = "MODE")]
+        reuse_backup: Option<String>,
+        /// Wait until the backup's WAL is archived (status DONE).
+        #[arg(short = 'w', long)]
+        wait: bool,
+        /// Seconds to wait with --wait (0 = forever).
+        #[arg(long, value_name = "SECONDS")]
+        wait_timeout: Option<u64>,
+    },
+    /// List the backups of a server.
+    #[command(name = "list-backups", visible_alias = "list-backup")]
+    ListBackups {
+        /// Server name, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+        /// Only the backup ids.
+        #[arg(long)]
+        minimal: bool,
+    },
+    /// Show a backup's details.
+    #[command(name = "show-backup", visible_alias = "show-backups")]
+    ShowBackup {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut (latest, oldest, last-failed, last-full).
+        backup_id: String,
+    },
+    /// Verify a backup against its manifest (and with pg_verifybackup when installed).
+    #[command(name = "verify-backup", visible_alias = "verify")]
+    VerifyBackup {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut.
+        backup_id: String,
+    },
+    /// Re-check a backup's WAL: WAITING_FOR_WALS → DONE, or FAILED when WAL is missing.
+    #[command(name = "check-backup")]
+    CheckBackup {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut.
+        backup_id: String,
+    },
+    /// Delete a backup (and the WAL no backup needs any more).
+    Delete {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut.
+        backup_id: String,
+    },
+    /// List the files of a backup.
+    #[command(name = "list-files")]
+    ListFiles {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut.
+        backup_id: String,
+        /// data, wal, standalone (data + WAL to reach consistency) or full.
+        #[arg(long, default_value = "standalone")]
+        target: String,
+    },
     /// `archive_command` client (as barman-wal-archive): send a WAL file to barkeep.
     #[command(name = "wal-archive")]
     WalArchive(WalClientArgs),

@@ -1,5 +1,6 @@
 //! Command dispatch: resolve the configuration once, set up logging, run the command.
 
+mod backup;
 mod diagnose;
 mod servers;
 mod wal;
@@ -104,6 +105,59 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             wal::replication_status(&config, servers, *minimal, out)
         }
         Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
+        Command::Backup {
+            servers,
+            name,
+            immediate_checkpoint,
+            no_immediate_checkpoint,
+            bwlimit,
+            retry_times,
+            retry_sleep,
+            no_retry,
+            jobs,
+            reuse_backup,
+            wait,
+            wait_timeout,
+        } => backup::backup(
+            &config,
+            servers,
+            &backup::BackupOpts {
+                name: name.clone(),
+                immediate: if *immediate_checkpoint {
+                    Some(true)
+                } else if *no_immediate_checkpoint {
+                    Some(false)
+                } else {
+                    None
+                },
+                bwlimit: *bwlimit,
+                retry_times: if *no_retry { Some(0) } else { *retry_times },
+                retry_sleep: *retry_sleep,
+                jobs: *jobs,
+                reuse: reuse_backup.clone(),
+                wait: *wait,
+                wait_timeout: *wait_timeout,
+            },
+            out,
+        ),
+        Command::ListBackups { servers, minimal } => {
+            backup::list_backups(&config, servers, *minimal, out)
+        }
+        Command::ShowBackup { server, backup_id } => {
+            backup::show_backup(&config, server, backup_id, out)
+        }
+        Command::VerifyBackup { server, backup_id } => {
+            backup::verify_backup(&config, server, backup_id, out)
+        }
+        Command::CheckBackup { server, backup_id } => {
+            backup::check_backup(&config, server, backup_id, out)
+        }
+        Command::Delete { server, backup_id } => backup::delete(&config, server, backup_id, out),
+        Command::ListFiles {
+            server,
+            backup_id,
+            target,
+        } => backup::list_files(&config, server, backup_id, target, out),
         Command::WalArchive(a) => walclient::wal_archive(a, Some(&config), out),
         Command::WalRestore(a) => walclient::wal_restore(a, Some(&config), out),
     }

@@ -1,0 +1,146 @@
+//! Helpers shared by the barkeep binary's integration tests: a barkeep home with a
+//! Barman-style configuration for one server, and small process utilities.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use barkeep_archive::Codec;
+use barkeep_testkit::Cluster;
+use barkeep_wal::SegmentSize;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_barkeep");
+
+/// A barkeep home with a Barman-style configuration for one server.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Home {
+    pub fn new(c: &Cluster, extra: &str) -> Home {
+        let h = Home::empty();
+        h.configure(&c.socket_conninfo("postgres", "postgres"), extra);
+        h
+    }
+    /// The directories, without a configuration yet.
+    pub fn empty() -> Home {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Readable by the server's OS user (archive_command/restore_command run as it).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        std::fs::create_dir(dir.path().join("home")).expect("mkdir");
+        let config = dir.path().join("barman.conf");
+        Home { dir, config }
+    }
+    pub fn configure(&self, conninfo: &str, extra: &str) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "[barman]\nbarman_home = {}\nlog_level = INFO\n\n[pg]\ndescription = test\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n{extra}\n",
+                self.home().display()
+            ),
+        )
+        .expect("config");
+    }
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn server_dir(&self) -> PathBuf {
+        self.home().join("pg")
+    }
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("-c").arg(&self.config).args(args);
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run barkeep");
+        assert!(
+            out.status.success(),
+            "barkeep {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    pub fn receiver(&self) -> Child {
+        self.cmd(&["receive-wal", "pg"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("receiver.log"))
+                    .expect("log"),
+            ))
+            .spawn()
+            .expect("spawn receive-wal")
+    }
+    pub fn receiver_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("receiver.log")).unwrap_or_default()
+    }
+    /// Archived segment names (not history/partial), sorted.
+    pub fn archived(&self) -> Vec<String> {
+        let wals = self.server_dir().join("wals");
+        let mut v = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&wals) {
+            for d in rd.flatten().filter(|d| d.path().is_dir()) {
+                for f in std::fs::read_dir(d.path()).expect("ls").flatten() {
+                    let n = f.file_name().to_string_lossy().into_owned();
+                    if n.len() == 24 {
+                        v.push(n);
+                    }
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+    pub fn archived_path(&self, name: &str) -> PathBuf {
+        self.server_dir().join("wals").join(&name[..16]).join(name)
+    }
+}
+
+pub fn decompress(path: &Path) -> Vec<u8> {
+    let data = std::fs::read(path).expect("read archived");
+    let mut out = Vec::new();
+    Codec::detect(&data)
+        .decoder(&data[..])
+        .expect("decoder")
+        .read_to_end(&mut out)
+        .expect("decompress");
+    out
+}
+
+pub fn wait_for(home: &Home, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; receiver log:\n{}",
+            home.receiver_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn kill(child: &mut Child, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
+    let _ = child.wait();
+}
+
+pub fn segment_size(c: &Cluster) -> SegmentSize {
+    let v = c.query_value("SHOW wal_segment_size").expect("segsize");
+    SegmentSize::from_setting(&v).expect("segment size")
+}
