@@ -82,6 +82,9 @@ pub struct Request {
     pub replication: ConnParams,
     /// Called with (bytes done, bytes expected) while copying.
     pub progress: Option<ProgressFn>,
+    /// Plain format only: let the server compress the stream (15+; `gzip`, `lz4`,
+    /// `zstd` and a level), decompressed here before unpacking — less network.
+    pub plain_server_compression: Option<(String, Option<i32>)>,
 }
 
 /// A progress callback: (bytes done, bytes expected).
@@ -286,6 +289,11 @@ async fn run(
         compression: None,
         incremental: false,
     };
+    if req.format == Format::Plain
+        && let Some((codec, level)) = &req.plain_server_compression
+    {
+        opts.compression = Some((codec.clone(), level.map(|l| l.to_string())));
+    }
     if let Format::Tar {
         codec,
         level,
@@ -355,14 +363,19 @@ async fn run(
                 finish(&mut current, &mut sinks)?;
                 let (tx, rx) = ChannelReader::pair(16);
                 let job = match (&req.format, tablespace.oid) {
-                    (Format::Plain, oid) => Job::Unpack(Unpack {
-                        root: match oid {
-                            None => data.clone(),
-                            Some(o) => root.join(o.to_string()),
+                    (Format::Plain, oid) => Job::Unpack(
+                        Unpack {
+                            root: match oid {
+                                None => data.clone(),
+                                Some(o) => root.join(o.to_string()),
+                            },
+                            manifest_prefix: oid
+                                .map(|o| format!("pg_tblspc/{o}/"))
+                                .unwrap_or_default(),
+                            previous: previous.clone(),
                         },
-                        manifest_prefix: oid.map(|o| format!("pg_tblspc/{o}/")).unwrap_or_default(),
-                        previous: previous.clone(),
-                    }),
+                        name.clone(),
+                    ),
                     (
                         Format::Tar {
                             codec,
@@ -637,7 +650,7 @@ fn previous_plain(cat: &Catalog, id: &str) -> Option<Arc<Previous>> {
 }
 
 enum Job {
-    Unpack(Unpack),
+    Unpack(Unpack, String),
     Store {
         dest: PathBuf,
         codec: Option<(String, i32, u32)>,
@@ -660,11 +673,23 @@ enum Sink {
 impl Job {
     fn run(self, rx: ChannelReader, oid: Option<u32>) -> Result<Sink> {
         match self {
-            Job::Unpack(u) => {
-                let mut rx = rx;
-                let unpacked = unpack(&mut rx, &u)?;
+            Job::Unpack(u, name) => {
+                // With server-side compression the archive name says the codec.
+                let mut reader: Box<dyn std::io::Read> = if name.ends_with(".gz") {
+                    Box::new(flate2::read::GzDecoder::new(rx))
+                } else if name.ends_with(".lz4") {
+                    Box::new(lz4_flex::frame::FrameDecoder::new(rx))
+                } else if name.ends_with(".zst") {
+                    Box::new(
+                        zstd::stream::read::Decoder::new(rx)
+                            .map_err(|e| BackupError::Other(format!("zstd: {e}")))?,
+                    )
+                } else {
+                    Box::new(rx)
+                };
+                let unpacked = unpack(&mut reader, &u)?;
                 // Drain what follows the end-of-archive blocks.
-                let _ = std::io::copy(&mut rx, &mut std::io::sink());
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
                 Ok(Sink::Unpacked {
                     unpacked,
                     _oid: oid,

@@ -314,11 +314,19 @@ fn tar_backups_client_and_server_side_verify() {
         return;
     };
     let c = cluster(&pg);
-    for (codec, location) in [("zstd", "client"), ("lz4", "client"), ("gzip", "server")] {
+    for (codec, location, format) in [
+        ("zstd", "client", "tar"),
+        ("zstd", "server", "tar"),
+        ("lz4", "client", "tar"),
+        ("lz4", "server", "tar"),
+        ("gzip", "client", "tar"),
+        ("gzip", "server", "tar"),
+        ("zstd", "server", "plain"),
+    ] {
         let home = Home::new(
             &c,
             &format!(
-                "immediate_checkpoint = true\narchiver = on\nbackup_compression = {codec}\nbackup_compression_location = {location}\nslot_name = bk_{codec}\ncreate_slot = auto\n"
+                "immediate_checkpoint = true\narchiver = on\nbackup_compression = {codec}\nbackup_compression_location = {location}\nbackup_compression_format = {format}\nslot_name = bk_{codec}\ncreate_slot = auto\n"
             ),
         );
         let mut receiver = home.receiver();
@@ -334,13 +342,18 @@ fn tar_backups_client_and_server_side_verify() {
             "lz4" => "lz4",
             _ => "gz",
         };
-        assert!(
-            data.join(format!("base.tar.{ext}")).is_file(),
-            "{codec}: {:?}",
-            std::fs::read_dir(&data)
-                .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
-        );
-        assert_eq!(field(&info(&home, &id), "compression"), codec);
+        if format == "tar" {
+            assert!(
+                data.join(format!("base.tar.{ext}")).is_file(),
+                "{codec}/{location}: {:?}",
+                std::fs::read_dir(&data)
+                    .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            );
+            assert_eq!(field(&info(&home, &id), "compression"), codec);
+        } else {
+            // Compressed on the wire, stored plain.
+            assert!(data.join("global/pg_control").is_file());
+        }
         let v = home.run(&["verify-backup", "pg", &id]);
         assert!(
             v.contains("every file matches backup_manifest"),

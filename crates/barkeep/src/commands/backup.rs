@@ -57,22 +57,23 @@ pub struct BackupOpts {
     pub wait_timeout: Option<u64>,
 }
 
-fn format_for(s: &ServerConfig, jobs: Option<u32>) -> Result<Format, Failure> {
+/// The storage format, and for plain backups the server-side compression of the stream.
+type FormatChoice = (Format, Option<(String, Option<i32>)>);
+
+fn format_for(s: &ServerConfig, jobs: Option<u32>) -> Result<FormatChoice, Failure> {
     let Some(codec) = s.choice("backup_compression").filter(|c| *c != "none") else {
-        return Ok(Format::Plain);
+        return Ok((Format::Plain, None));
     };
     let server = s.choice("backup_compression_location") == Some("server");
-    if s.choice("backup_compression_format") == Some("plain") && !server {
-        return Err(usage(anyhow!(
-            "server `{}`: backup_compression_format = plain needs backup_compression_location = server",
-            s.name
-        )));
-    }
+    let level = s.int("backup_compression_level").map(|l| l as i32);
     if s.choice("backup_compression_format") == Some("plain") {
-        return Err(usage(anyhow!(
-            "server `{}`: backup_compression_format = plain with server compression is not supported yet; use tar, or no backup_compression",
-            s.name
-        )));
+        if !server {
+            return Err(usage(anyhow!(
+                "server `{}`: backup_compression_format = plain needs backup_compression_location = server (the server compresses, barkeep decompresses)",
+                s.name
+            )));
+        }
+        return Ok((Format::Plain, Some((codec.to_string(), level))));
     }
     let workers = jobs
         .or_else(|| s.int("backup_compression_workers").map(|w| w as u32))
@@ -82,12 +83,15 @@ fn format_for(s: &ServerConfig, jobs: Option<u32>) -> Result<Format, Failure> {
                 .map(|n| n.get() as u32)
                 .unwrap_or(1)
         });
-    Ok(Format::Tar {
-        codec: codec.to_string(),
-        level: s.int("backup_compression_level").map(|l| l as i32),
-        server,
-        workers,
-    })
+    Ok((
+        Format::Tar {
+            codec: codec.to_string(),
+            level,
+            server,
+            workers,
+        },
+        None,
+    ))
 }
 
 /// `backup SERVER…`.
@@ -156,13 +160,15 @@ fn backup_one(
     } else {
         None
     };
+    let format = format_for(s, o.jobs)?;
     let req = Request {
+        plain_server_compression: format.1,
         name: o.name.clone(),
         immediate_checkpoint: o
             .immediate
             .unwrap_or_else(|| s.bool("immediate_checkpoint").unwrap_or(false)),
         max_rate_kbps: bw.map(|b| b.clamp(32, 1_048_576)),
-        format: format_for(s, o.jobs)?,
+        format: format.0,
         reuse,
         sql: conn_params(s, "conninfo", false, None)?,
         replication: conn_params(
