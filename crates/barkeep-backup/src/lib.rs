@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod info;
 pub mod manifest;
+pub mod restore;
 pub mod take;
 
 pub use catalog::Catalog;

@@ -676,6 +676,22 @@ impl Cluster {
         Ok(cmd)
     }
 
+    /// Takes over a data directory that a restore wrote in place of this (never started)
+    /// cluster's: appends this cluster's socket directory and listen address (and
+    /// `extra_conf`), gives the files to the server's OS user, mode 0700.
+    pub fn adopt_data_dir(&mut self, extra_conf: &str) -> Result<(), HarnessError> {
+        let _ = fs::remove_file(self.data.join("postmaster.pid"));
+        append(
+            &self.data.join("postgresql.conf"),
+            &format!(
+                "\n# barkeep-testkit (restored)\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n{extra_conf}\n",
+                self.sock.display()
+            ),
+        )?;
+        self.user.chown_tree(&self.data)?;
+        set_mode(&self.data, 0o700)
+    }
+
     /// Replaces the (stopped) cluster's data directory with a copy of `src` — a restored
     /// backup — keeping this cluster's socket directory and listen address, so that the
     /// copy can start beside its origin. Extra `postgresql.conf` lines (recovery

@@ -295,6 +295,64 @@ pub enum Command {
         /// Backup id, name or shortcut.
         backup_id: String,
     },
+    /// Restore a backup into a directory, optionally to a point in time.
+    #[command(visible_alias = "recover")]
+    Restore {
+        /// Server name.
+        server: String,
+        /// Backup id, name, shortcut, or `auto` (newest backup ending before the target).
+        backup_id: String,
+        /// Destination data directory (must be empty or absent).
+        destination_directory: PathBuf,
+        /// Recover up to this time (`YYYY-MM-DD HH:MM:SS[.fff][+TZ]`).
+        #[arg(long, group = "target")]
+        target_time: Option<String>,
+        /// Recover up to this transaction id.
+        #[arg(long, group = "target")]
+        target_xid: Option<String>,
+        /// Recover up to this LSN.
+        #[arg(long, group = "target")]
+        target_lsn: Option<String>,
+        /// Recover up to this restore point.
+        #[arg(long, group = "target")]
+        target_name: Option<String>,
+        /// Stop as soon as the backup is consistent.
+        #[arg(long, group = "target")]
+        target_immediate: bool,
+        /// Timeline to follow: a number, `current` or `latest`.
+        #[arg(long, value_name = "TLI")]
+        target_tli: Option<String>,
+        /// Stop just before the target (time, xid, lsn) instead of just after.
+        #[arg(long)]
+        exclusive: bool,
+        /// What the server does at the target: pause, shutdown or promote.
+        #[arg(long, value_name = "ACTION")]
+        target_action: Option<String>,
+        /// Restore as a standby (standby.signal).
+        #[arg(long)]
+        standby_mode: bool,
+        /// Relocate a tablespace (`NAME:LOCATION`, repeatable).
+        #[arg(long, value_name = "NAME:LOCATION")]
+        tablespace: Vec<String>,
+        /// restore_command fetches WAL from barkeep (overrides recovery_options).
+        #[arg(long, overrides_with = "no_get_wal")]
+        get_wal: bool,
+        /// WAL is copied into the destination (overrides recovery_options).
+        #[arg(long)]
+        no_get_wal: bool,
+        /// Where to put WAL for a point-in-time recovery without get-wal.
+        #[arg(long, value_name = "DIR")]
+        staging_wal_directory: Option<PathBuf>,
+        /// Copy threads.
+        #[arg(short = 'j', long, value_name = "N")]
+        jobs: Option<usize>,
+        /// File that receives the recovery settings (default postgresql.auto.conf).
+        #[arg(long, value_name = "FILE")]
+        recovery_conf_filename: Option<String>,
+        /// Restore on another host through this ssh command (not supported yet).
+        #[arg(long, value_name = "COMMAND")]
+        remote_ssh_command: Option<String>,
+    },
     /// List the files of a backup.
     #[command(name = "list-files")]
     ListFiles {

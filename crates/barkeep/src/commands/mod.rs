@@ -2,6 +2,7 @@
 
 mod backup;
 mod diagnose;
+mod restore;
 mod servers;
 mod wal;
 mod walclient;
@@ -153,6 +154,68 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             backup::check_backup(&config, server, backup_id, out)
         }
         Command::Delete { server, backup_id } => backup::delete(&config, server, backup_id, out),
+        Command::Restore {
+            server,
+            backup_id,
+            destination_directory,
+            target_time,
+            target_xid,
+            target_lsn,
+            target_name,
+            target_immediate,
+            target_tli,
+            exclusive,
+            target_action,
+            standby_mode,
+            tablespace,
+            get_wal,
+            no_get_wal,
+            staging_wal_directory,
+            jobs,
+            recovery_conf_filename,
+            remote_ssh_command,
+        } => {
+            use barkeep_backup::restore::Target;
+            let target = if let Some(t) = target_time {
+                Some(Target::Time(t.clone()))
+            } else if let Some(x) = target_xid {
+                Some(Target::Xid(x.clone()))
+            } else if let Some(l) = target_lsn {
+                Some(Target::Lsn(l.clone()))
+            } else if let Some(n) = target_name {
+                Some(Target::Name(n.clone()))
+            } else if *target_immediate {
+                Some(Target::Immediate)
+            } else {
+                None
+            };
+            restore::restore(
+                &config,
+                server,
+                backup_id,
+                destination_directory,
+                &restore::RestoreOpts {
+                    target,
+                    target_tli: target_tli.clone(),
+                    exclusive: *exclusive,
+                    target_action: target_action.clone(),
+                    standby_mode: *standby_mode,
+                    tablespaces: tablespace.clone(),
+                    get_wal: if *get_wal {
+                        Some(true)
+                    } else if *no_get_wal {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                    staging_wal_dir: staging_wal_directory.clone(),
+                    jobs: *jobs,
+                    recovery_conf_filename: recovery_conf_filename.clone(),
+                    remote_ssh_command: remote_ssh_command.clone(),
+                },
+                out,
+            )
+        }
         Command::ListFiles {
             server,
             backup_id,

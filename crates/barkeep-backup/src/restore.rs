@@ -1,0 +1,434 @@
+//! Restoring a backup into a data directory that starts and stops exactly at the target
+//! (PostgreSQL 12+ recovery model, protocol reference §9):
+//!
+//! - the backup's files are copied (plain, in parallel) or extracted (tar), tablespaces
+//!   to their original or new locations, `pg_tblspc` links rewritten, mode 0700;
+//! - configuration files kept outside PGDATA are restored beside the data;
+//! - WAL: with `get_wal`, `restore_command` asks barkeep for each segment; otherwise the
+//!   WAL is copied (decompressed) — into `pg_wal` when there is no target (crash recovery
+//!   replays everything available, the newest streamed `.partial` included), or into a
+//!   staging directory with `restore_command = cp …` for a point-in-time target;
+//! - `recovery.signal` (or `standby.signal`) and the recovery settings are written to
+//!   `postgresql.auto.conf`; `archive_command` is disabled so the copy cannot write into
+//!   the archive; dangerous settings are reported.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use barkeep_archive::ServerArchive;
+use barkeep_archive::names::WalName;
+use barkeep_wal::SegmentSize;
+
+use crate::catalog::Catalog;
+use crate::error::{BackupError, Result};
+use crate::info::BackupInfo;
+
+/// A recovery target (at most one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `recovery_target_time`.
+    Time(String),
+    /// `recovery_target_xid`.
+    Xid(String),
+    /// `recovery_target_lsn`.
+    Lsn(String),
+    /// `recovery_target_name`.
+    Name(String),
+    /// `recovery_target = 'immediate'`.
+    Immediate,
+}
+
+/// What `restore` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreRequest {
+    /// Target, if any.
+    pub target: Option<Target>,
+    /// `--target-tli`.
+    pub target_tli: Option<String>,
+    /// `--exclusive`.
+    pub exclusive: bool,
+    /// `--target-action`.
+    pub target_action: Option<String>,
+    /// `--standby-mode`.
+    pub standby_mode: bool,
+    /// `--tablespace NAME:LOCATION`.
+    pub tablespace_map: Vec<(String, PathBuf)>,
+    /// `restore_command` through barkeep (`Some(command prefix)`), else WAL is copied.
+    pub get_wal: Option<String>,
+    /// `--staging-wal-directory`.
+    pub staging_wal_dir: Option<PathBuf>,
+    /// `-j`.
+    pub jobs: usize,
+    /// `--recovery-conf-filename` (default `postgresql.auto.conf`).
+    pub recovery_conf_filename: Option<String>,
+}
+
+/// What a restore did, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Settings changed: (file, line, text).
+    pub changes: Vec<(String, usize, String)>,
+    /// Settings to review: (file, line, text).
+    pub warnings: Vec<(String, usize, String)>,
+    /// Configuration files restored beside the data: (original path, restored path).
+    pub external_files: Vec<(String, PathBuf)>,
+    /// Configuration files the backup does not have.
+    pub missing_files: Vec<String>,
+    /// Whether recovery settings were written (PITR, get-wal or standby).
+    pub recovery_configured: bool,
+    /// WAL files copied.
+    pub wal_copied: usize,
+}
+
+fn io(action: &str, path: &Path) -> impl Fn(std::io::Error) -> BackupError {
+    let action = action.to_string();
+    let path = path.to_path_buf();
+    move |e| BackupError::io(action.clone(), path.clone(), e)
+}
+
+/// Single-quotes a value for postgresql.conf (`'` doubled).
+fn conf_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Quotes one argument for the shell PostgreSQL runs `restore_command` with.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The destination must not exist or be empty; it is created with mode 0700.
+fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
+    if dest.exists() {
+        let mut rd = fs::read_dir(dest).map_err(io("list", dest))?;
+        if rd.next().is_some() {
+            return Err(BackupError::Other(format!(
+                "{what} `{}` is not empty: restore only into an empty or new directory",
+                dest.display()
+            )));
+        }
+    }
+    fs::create_dir_all(dest).map_err(|e| {
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+        BackupError::Other(format!("cannot create {what} `{}` as user `{user}`: {e}", dest.display()))
+    })?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dest))?;
+    // Writable by us?
+    let probe = dest.join(".barkeep-write-test");
+    fs::write(&probe, b"").map_err(|e| {
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name).unwrap_or_default();
+        BackupError::Other(format!("{what} `{}` is not writable by user `{user}`: {e}", dest.display()))
+    })?;
+    let _ = fs::remove_file(probe);
+    Ok(())
+}
+
+/// Copies a tree (regular files, directories, symlinks as they are) with `jobs` threads.
+fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<()> {
+    let mut files: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut stack = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
+    while let Some((s, d, top)) = stack.pop() {
+        fs::create_dir_all(&d).map_err(io("create directory", &d))?;
+        for e in fs::read_dir(&s).map_err(io("list", &s))? {
+            let e = e.map_err(io("list", &s))?;
+            let name = e.file_name();
+            if top && skip_top.iter().any(|n| name == *n) {
+                continue;
+            }
+            let m = e.path().symlink_metadata().map_err(io("stat", &e.path()))?;
+            let to = d.join(&name);
+            if m.is_dir() {
+                stack.push((e.path(), to, false));
+            } else if m.file_type().is_symlink() {
+                let target = fs::read_link(e.path()).map_err(io("read link", &e.path()))?;
+                std::os::unix::fs::symlink(target, &to).map_err(io("create symlink", &to))?;
+            } else {
+                files.push((e.path(), to));
+            }
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_err: std::sync::Mutex<Option<BackupError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((from, to)) = files.get(i) else { break };
+                    let r = fs::copy(from, to)
+                        .and_then(|_| fs::File::open(to).and_then(|f| f.sync_all()))
+                        .map_err(|e| BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e));
+                    if let Err(e) = r
+                        && let Ok(mut slot) = first_err.lock()
+                    {
+                        slot.get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    crate::extract::fsync_dirs(dst)
+}
+
+/// Restores backup `b` of `cat` into `dest`.
+pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Path, req: &RestoreRequest) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    prepare_dir(dest, "destination directory")?;
+    let data = cat.data_dir(&b.backup_id);
+    let root = cat.backup_root(&b.backup_id);
+    let jobs = req.jobs.max(1);
+
+    // Tablespace destinations: original location, or --tablespace NAME:LOCATION.
+    let mut ts_dest: Vec<(u32, PathBuf)> = Vec::new();
+    for t in b.tablespaces() {
+        let to = req
+            .tablespace_map
+            .iter()
+            .find(|(n, _)| *n == t.name)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| PathBuf::from(&t.location));
+        prepare_dir(&to, &format!("tablespace `{}` location", t.name))?;
+        ts_dest.push((t.oid, to));
+    }
+
+    if b.get("compression").is_none() && data.join("global").is_dir() {
+        copy_tree(&data, dest, jobs, &["pg_tblspc"])?;
+        fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
+        for (oid, to) in &ts_dest {
+            copy_tree(&root.join(oid.to_string()), to, jobs, &[])?;
+        }
+    } else {
+        for e in fs::read_dir(&data).map_err(io("list", &data))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.contains(".tar") {
+                continue;
+            }
+            let stem = name.split(".tar").next().unwrap_or_default().to_string();
+            let file = fs::File::open(e.path()).map_err(io("open", &e.path()))?;
+            let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") {
+                Box::new(flate2::read::GzDecoder::new(file))
+            } else if name.ends_with(".lz4") {
+                Box::new(lz4_flex::frame::FrameDecoder::new(file))
+            } else if name.ends_with(".zst") {
+                Box::new(zstd::stream::read::Decoder::new(file).map_err(io("decompress", &e.path()))?)
+            } else {
+                Box::new(file)
+            };
+            let target = if stem == "base" {
+                dest.to_path_buf()
+            } else {
+                let oid: u32 = stem.parse().map_err(|_| BackupError::Catalog(format!("unexpected archive `{name}` in backup {}", b.backup_id)))?;
+                ts_dest.iter().find(|(o, _)| *o == oid).map(|(_, p)| p.clone()).ok_or_else(|| BackupError::Catalog(format!("archive `{name}` has no tablespace in backup.info")))?
+            };
+            crate::extract::unpack(reader, &crate::extract::Unpack { root: target, manifest_prefix: String::new(), previous: None })?;
+        }
+        crate::extract::fsync_dirs(dest)?;
+    }
+    // pg_tblspc links to where the tablespaces now are.
+    for (oid, to) in &ts_dest {
+        let link = dest.join("pg_tblspc").join(oid.to_string());
+        fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", &link))?;
+        let _ = fs::remove_file(&link);
+        let _ = fs::remove_dir(&link);
+        std::os::unix::fs::symlink(to, &link).map_err(io("create symlink", &link))?;
+    }
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dest))?;
+    // As Barman: the manifest set aside, the backup's metadata kept.
+    let manifest = dest.join("backup_manifest");
+    if manifest.exists() {
+        fs::rename(&manifest, dest.join(format!("backup_manifest.{}", b.backup_id))).map_err(io("rename", &manifest))?;
+    }
+    fs::write(dest.join(".barman-recover.info"), b.to_text()).map_err(io("write", dest))?;
+
+    // Configuration files kept outside PGDATA: beside the data, and the main ones in it.
+    let ext_root = root.join("external_config");
+    let pgdata = b.get("pgdata").unwrap_or_default().to_string();
+    let mut wanted: Vec<(String, Option<&str>)> = Vec::new();
+    for (key, name) in [("config_file", "postgresql.conf"), ("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")] {
+        if let Some(f) = b.get(key)
+            && !(f.starts_with(&format!("{}/", pgdata.trim_end_matches('/'))))
+        {
+            wanted.push((f.to_string(), Some(name)));
+        }
+    }
+    for f in b.included_files() {
+        wanted.push((f, None));
+    }
+    let beside = dest.join("barman_external_config");
+    for (orig, in_data) in wanted {
+        let saved = ext_root.join(orig.trim_start_matches('/'));
+        if !saved.is_file() {
+            report.missing_files.push(orig);
+            continue;
+        }
+        let to = beside.join(orig.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().unwrap_or(&beside)).map_err(io("create", &to))?;
+        fs::copy(&saved, &to).map_err(io("copy", &saved))?;
+        if let Some(name) = in_data
+            && !dest.join(name).exists()
+        {
+            fs::copy(&saved, dest.join(name)).map_err(io("copy", &saved))?;
+        }
+        report.external_files.push((orig, to));
+    }
+
+    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64).map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let pitr = req.target.is_some() || req.target_tli.is_some();
+    let mut settings: Vec<String> = Vec::new();
+    if let Some(cmd) = &req.get_wal {
+        settings.push(format!("restore_command = {}", conf_quote(cmd)));
+        report.recovery_configured = true;
+    } else if pitr || req.standby_mode {
+        let staging = req.staging_wal_dir.clone().unwrap_or_else(|| dest.join("barman_wal"));
+        fs::create_dir_all(&staging).map_err(io("create", &staging))?;
+        report.wal_copied = copy_wal(archive, b, seg, &staging, req.target.as_ref())?;
+        settings.push(format!(
+            "restore_command = {}",
+            conf_quote(&format!("cp {}/%f %p", sh_quote(&staging.display().to_string())))
+        ));
+        report.recovery_configured = true;
+    } else {
+        // No target: every available WAL into pg_wal; crash recovery replays it all.
+        let pg_wal = dest.join("pg_wal");
+        fs::create_dir_all(pg_wal.join("archive_status")).map_err(io("create", &pg_wal))?;
+        report.wal_copied = copy_wal(archive, b, seg, &pg_wal, None)?;
+        for e in fs::read_dir(&pg_wal).map_err(io("list", &pg_wal))?.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if WalName::parse(&n).is_some() {
+                fs::write(pg_wal.join("archive_status").join(format!("{n}.done")), b"").map_err(io("write", &pg_wal))?;
+            }
+        }
+    }
+    if report.recovery_configured || req.standby_mode {
+        match &req.target {
+            Some(Target::Time(t)) => settings.push(format!("recovery_target_time = {}", conf_quote(t))),
+            Some(Target::Xid(x)) => settings.push(format!("recovery_target_xid = {}", conf_quote(x))),
+            Some(Target::Lsn(l)) => settings.push(format!("recovery_target_lsn = {}", conf_quote(l))),
+            Some(Target::Name(n)) => settings.push(format!("recovery_target_name = {}", conf_quote(n))),
+            Some(Target::Immediate) => settings.push("recovery_target = 'immediate'".into()),
+            None => {}
+        }
+        if req.exclusive {
+            settings.push("recovery_target_inclusive = false".into());
+        }
+        settings.push(format!(
+            "recovery_target_timeline = {}",
+            conf_quote(req.target_tli.as_deref().unwrap_or("latest"))
+        ));
+        if let Some(a) = &req.target_action {
+            settings.push(format!("recovery_target_action = {}", conf_quote(a)));
+        }
+        let signal = if req.standby_mode { "standby.signal" } else { "recovery.signal" };
+        fs::write(dest.join(signal), b"").map_err(io("write", dest))?;
+    }
+
+    // Keep the copy from archiving into the real archive, and review risky settings.
+    let conf_name = req.recovery_conf_filename.clone().unwrap_or_else(|| "postgresql.auto.conf".into());
+    for file in ["postgresql.conf", "postgresql.auto.conf"] {
+        let path = dest.join(file);
+        let Ok(text) = fs::read_to_string(&path) else { continue };
+        let mut changed = false;
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let key = line.trim_start().split(['=', ' ', '\t']).next().unwrap_or("").to_ascii_lowercase();
+            if key == "archive_command" || (key.starts_with("recovery_target") && report.recovery_configured) {
+                report.changes.push((file.to_string(), i + 1, line.trim().to_string()));
+                out.push_str("#BARMAN#");
+                changed = true;
+            } else if [
+                "data_directory", "config_file", "hba_file", "ident_file", "external_pid_file",
+                "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "unix_socket_directories",
+                "include", "include_dir", "include_if_exists",
+            ]
+            .contains(&key.as_str())
+            {
+                report.warnings.push((file.to_string(), i + 1, line.trim().to_string()));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if changed {
+            fs::copy(&path, dest.join(format!("{file}.origin"))).map_err(io("copy", &path))?;
+            fs::write(&path, out).map_err(io("write", &path))?;
+        }
+    }
+    settings.insert(0, "archive_command = false".into());
+    let conf = dest.join(&conf_name);
+    let mut f = fs::OpenOptions::new().create(true).append(true).open(&conf).map_err(io("open", &conf))?;
+    let mut text = format!("\n# Added by barkeep restore of backup {} ({})\n", b.backup_id, chrono::Local::now().format("%Y-%m-%d %H:%M:%S"));
+    for s in &settings {
+        text.push_str(s);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io("write", &conf))?;
+    crate::extract::fsync_dirs(dest)?;
+    Ok(report)
+}
+
+/// Copies (decompressed) the WAL a restore needs into `dir`: from the backup's begin on
+/// its timeline and later ones, plus history files, plus the newest streamed `.partial`
+/// (as a complete name), stopping after the target LSN's segment for an LSN target and
+/// at the backup end for `immediate`. Returns the number of files.
+fn copy_wal(archive: &ServerArchive, b: &BackupInfo, seg: SegmentSize, dir: &Path, target: Option<&Target>) -> Result<usize> {
+    let begin = b.get("begin_wal").ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
+    let first = seg.parse_segment_name(begin).map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let last_segno: Option<u64> = match target {
+        Some(Target::Immediate) => b.get("end_wal").and_then(|e| seg.parse_segment_name(e).ok()).map(|p| p.segno),
+        Some(Target::Lsn(l)) => l.parse::<barkeep_wal::Lsn>().ok().map(|l| l.segno(seg)),
+        _ => None,
+    };
+    let mut count = 0;
+    let db = barkeep_archive::xlogdb::read(&archive.xlogdb())?;
+    let mut names: Vec<String> = db.into_iter().map(|e| e.name).collect();
+    // Files archived after the catalog was read, and the streaming directory's newest partial.
+    names.sort();
+    names.dedup();
+    let mut wanted: Vec<String> = Vec::new();
+    for n in &names {
+        match WalName::parse(n) {
+            Some(WalName::History(_)) => wanted.push(n.clone()),
+            Some(WalName::Segment(s)) => {
+                let Ok(p) = seg.parse_segment_name(&s) else { continue };
+                if p.tli >= first.tli && p.segno >= first.segno && last_segno.is_none_or(|l| p.segno <= l) {
+                    wanted.push(n.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    for n in &wanted {
+        let mut f = fs::File::create(dir.join(n)).map_err(io("create", &dir.join(n)))?;
+        archive.get_wal(n, false, false, &mut f)?;
+        f.sync_all().map_err(io("fsync", &dir.join(n)))?;
+        count += 1;
+    }
+    // The newest segment being streamed: no transaction received by barkeep is lost.
+    if last_segno.is_none()
+        && let Ok(rd) = fs::read_dir(&archive.streaming)
+    {
+        let newest = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".partial"))
+            .max();
+        if let Some(p) = newest {
+            let full = p.trim_end_matches(".partial").to_string();
+            if !dir.join(&full).exists()
+                && seg.parse_segment_name(&full).is_ok_and(|x| x.tli >= first.tli && x.segno >= first.segno)
+            {
+                fs::copy(archive.streaming.join(&p), dir.join(&full)).map_err(io("copy", &archive.streaming.join(&p)))?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
