@@ -115,14 +115,24 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
             .flatten()
             .map(|u| u.name)
             .unwrap_or_else(|| nix::unistd::geteuid().to_string());
-        BackupError::Other(format!("cannot create {what} `{}` as user `{user}`: {e}", dest.display()))
+        BackupError::Other(format!(
+            "cannot create {what} `{}` as user `{user}`: {e}",
+            dest.display()
+        ))
     })?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dest))?;
     // Writable by us?
     let probe = dest.join(".barkeep-write-test");
     fs::write(&probe, b"").map_err(|e| {
-        let user = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name).unwrap_or_default();
-        BackupError::Other(format!("{what} `{}` is not writable by user `{user}`: {e}", dest.display()))
+        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        BackupError::Other(format!(
+            "{what} `{}` is not writable by user `{user}`: {e}",
+            dest.display()
+        ))
     })?;
     let _ = fs::remove_file(probe);
     Ok(())
@@ -159,10 +169,14 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((from, to)) = files.get(i) else { break };
+                    let Some((from, to)) = files.get(i) else {
+                        break;
+                    };
                     let r = fs::copy(from, to)
                         .and_then(|_| fs::File::open(to).and_then(|f| f.sync_all()))
-                        .map_err(|e| BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e));
+                        .map_err(|e| {
+                            BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e)
+                        });
                     if let Err(e) = r
                         && let Ok(mut slot) = first_err.lock()
                     {
@@ -180,8 +194,15 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
 }
 
 /// Restores backup `b` of `cat` into `dest`.
-pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Path, req: &RestoreRequest) -> Result<RestoreReport> {
+pub fn restore(
+    cat: &Catalog,
+    archive: &ServerArchive,
+    b: &BackupInfo,
+    dest: &Path,
+    req: &RestoreRequest,
+) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
+    check_wal_available(archive, b, req.target.as_ref())?;
     prepare_dir(dest, "destination directory")?;
     let data = cat.data_dir(&b.backup_id);
     let root = cat.backup_root(&b.backup_id);
@@ -219,17 +240,39 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
             } else if name.ends_with(".lz4") {
                 Box::new(lz4_flex::frame::FrameDecoder::new(file))
             } else if name.ends_with(".zst") {
-                Box::new(zstd::stream::read::Decoder::new(file).map_err(io("decompress", &e.path()))?)
+                Box::new(
+                    zstd::stream::read::Decoder::new(file).map_err(io("decompress", &e.path()))?,
+                )
             } else {
                 Box::new(file)
             };
             let target = if stem == "base" {
                 dest.to_path_buf()
             } else {
-                let oid: u32 = stem.parse().map_err(|_| BackupError::Catalog(format!("unexpected archive `{name}` in backup {}", b.backup_id)))?;
-                ts_dest.iter().find(|(o, _)| *o == oid).map(|(_, p)| p.clone()).ok_or_else(|| BackupError::Catalog(format!("archive `{name}` has no tablespace in backup.info")))?
+                let oid: u32 = stem.parse().map_err(|_| {
+                    BackupError::Catalog(format!(
+                        "unexpected archive `{name}` in backup {}",
+                        b.backup_id
+                    ))
+                })?;
+                ts_dest
+                    .iter()
+                    .find(|(o, _)| *o == oid)
+                    .map(|(_, p)| p.clone())
+                    .ok_or_else(|| {
+                        BackupError::Catalog(format!(
+                            "archive `{name}` has no tablespace in backup.info"
+                        ))
+                    })?
             };
-            crate::extract::unpack(reader, &crate::extract::Unpack { root: target, manifest_prefix: String::new(), previous: None })?;
+            crate::extract::unpack(
+                reader,
+                &crate::extract::Unpack {
+                    root: target,
+                    manifest_prefix: String::new(),
+                    previous: None,
+                },
+            )?;
         }
         crate::extract::fsync_dirs(dest)?;
     }
@@ -245,7 +288,11 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
     // As Barman: the manifest set aside, the backup's metadata kept.
     let manifest = dest.join("backup_manifest");
     if manifest.exists() {
-        fs::rename(&manifest, dest.join(format!("backup_manifest.{}", b.backup_id))).map_err(io("rename", &manifest))?;
+        fs::rename(
+            &manifest,
+            dest.join(format!("backup_manifest.{}", b.backup_id)),
+        )
+        .map_err(io("rename", &manifest))?;
     }
     fs::write(dest.join(".barman-recover.info"), b.to_text()).map_err(io("write", dest))?;
 
@@ -253,7 +300,11 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
     let ext_root = root.join("external_config");
     let pgdata = b.get("pgdata").unwrap_or_default().to_string();
     let mut wanted: Vec<(String, Option<&str>)> = Vec::new();
-    for (key, name) in [("config_file", "postgresql.conf"), ("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")] {
+    for (key, name) in [
+        ("config_file", "postgresql.conf"),
+        ("hba_file", "pg_hba.conf"),
+        ("ident_file", "pg_ident.conf"),
+    ] {
         if let Some(f) = b.get(key)
             && !(f.starts_with(&format!("{}/", pgdata.trim_end_matches('/'))))
         {
@@ -281,19 +332,26 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
         report.external_files.push((orig, to));
     }
 
-    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64).map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64)
+        .map_err(|e| BackupError::Catalog(e.to_string()))?;
     let pitr = req.target.is_some() || req.target_tli.is_some();
     let mut settings: Vec<String> = Vec::new();
     if let Some(cmd) = &req.get_wal {
         settings.push(format!("restore_command = {}", conf_quote(cmd)));
         report.recovery_configured = true;
     } else if pitr || req.standby_mode {
-        let staging = req.staging_wal_dir.clone().unwrap_or_else(|| dest.join("barman_wal"));
+        let staging = req
+            .staging_wal_dir
+            .clone()
+            .unwrap_or_else(|| dest.join("barman_wal"));
         fs::create_dir_all(&staging).map_err(io("create", &staging))?;
         report.wal_copied = copy_wal(archive, b, seg, &staging, req.target.as_ref())?;
         settings.push(format!(
             "restore_command = {}",
-            conf_quote(&format!("cp {}/%f %p", sh_quote(&staging.display().to_string())))
+            conf_quote(&format!(
+                "cp {}/%f %p",
+                sh_quote(&staging.display().to_string())
+            ))
         ));
         report.recovery_configured = true;
     } else {
@@ -301,19 +359,31 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
         let pg_wal = dest.join("pg_wal");
         fs::create_dir_all(pg_wal.join("archive_status")).map_err(io("create", &pg_wal))?;
         report.wal_copied = copy_wal(archive, b, seg, &pg_wal, None)?;
-        for e in fs::read_dir(&pg_wal).map_err(io("list", &pg_wal))?.flatten() {
+        for e in fs::read_dir(&pg_wal)
+            .map_err(io("list", &pg_wal))?
+            .flatten()
+        {
             let n = e.file_name().to_string_lossy().into_owned();
             if WalName::parse(&n).is_some() {
-                fs::write(pg_wal.join("archive_status").join(format!("{n}.done")), b"").map_err(io("write", &pg_wal))?;
+                fs::write(pg_wal.join("archive_status").join(format!("{n}.done")), b"")
+                    .map_err(io("write", &pg_wal))?;
             }
         }
     }
     if report.recovery_configured || req.standby_mode {
         match &req.target {
-            Some(Target::Time(t)) => settings.push(format!("recovery_target_time = {}", conf_quote(t))),
-            Some(Target::Xid(x)) => settings.push(format!("recovery_target_xid = {}", conf_quote(x))),
-            Some(Target::Lsn(l)) => settings.push(format!("recovery_target_lsn = {}", conf_quote(l))),
-            Some(Target::Name(n)) => settings.push(format!("recovery_target_name = {}", conf_quote(n))),
+            Some(Target::Time(t)) => {
+                settings.push(format!("recovery_target_time = {}", conf_quote(t)))
+            }
+            Some(Target::Xid(x)) => {
+                settings.push(format!("recovery_target_xid = {}", conf_quote(x)))
+            }
+            Some(Target::Lsn(l)) => {
+                settings.push(format!("recovery_target_lsn = {}", conf_quote(l)))
+            }
+            Some(Target::Name(n)) => {
+                settings.push(format!("recovery_target_name = {}", conf_quote(n)))
+            }
             Some(Target::Immediate) => settings.push("recovery_target = 'immediate'".into()),
             None => {}
         }
@@ -327,31 +397,61 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
         if let Some(a) = &req.target_action {
             settings.push(format!("recovery_target_action = {}", conf_quote(a)));
         }
-        let signal = if req.standby_mode { "standby.signal" } else { "recovery.signal" };
+        let signal = if req.standby_mode {
+            "standby.signal"
+        } else {
+            "recovery.signal"
+        };
         fs::write(dest.join(signal), b"").map_err(io("write", dest))?;
     }
 
     // Keep the copy from archiving into the real archive, and review risky settings.
-    let conf_name = req.recovery_conf_filename.clone().unwrap_or_else(|| "postgresql.auto.conf".into());
+    let conf_name = req
+        .recovery_conf_filename
+        .clone()
+        .unwrap_or_else(|| "postgresql.auto.conf".into());
     for file in ["postgresql.conf", "postgresql.auto.conf"] {
         let path = dest.join(file);
-        let Ok(text) = fs::read_to_string(&path) else { continue };
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
         let mut changed = false;
         let mut out = String::new();
         for (i, line) in text.lines().enumerate() {
-            let key = line.trim_start().split(['=', ' ', '\t']).next().unwrap_or("").to_ascii_lowercase();
-            if key == "archive_command" || (key.starts_with("recovery_target") && report.recovery_configured) {
-                report.changes.push((file.to_string(), i + 1, line.trim().to_string()));
+            let key = line
+                .trim_start()
+                .split(['=', ' ', '\t'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if key == "archive_command"
+                || (key.starts_with("recovery_target") && report.recovery_configured)
+            {
+                report
+                    .changes
+                    .push((file.to_string(), i + 1, line.trim().to_string()));
                 out.push_str("#BARMAN#");
                 changed = true;
             } else if [
-                "data_directory", "config_file", "hba_file", "ident_file", "external_pid_file",
-                "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "ssl_crl_file", "unix_socket_directories",
-                "include", "include_dir", "include_if_exists",
+                "data_directory",
+                "config_file",
+                "hba_file",
+                "ident_file",
+                "external_pid_file",
+                "ssl_cert_file",
+                "ssl_key_file",
+                "ssl_ca_file",
+                "ssl_crl_file",
+                "unix_socket_directories",
+                "include",
+                "include_dir",
+                "include_if_exists",
             ]
             .contains(&key.as_str())
             {
-                report.warnings.push((file.to_string(), i + 1, line.trim().to_string()));
+                report
+                    .warnings
+                    .push((file.to_string(), i + 1, line.trim().to_string()));
             }
             out.push_str(line);
             out.push('\n');
@@ -363,26 +463,115 @@ pub fn restore(cat: &Catalog, archive: &ServerArchive, b: &BackupInfo, dest: &Pa
     }
     settings.insert(0, "archive_command = false".into());
     let conf = dest.join(&conf_name);
-    let mut f = fs::OpenOptions::new().create(true).append(true).open(&conf).map_err(io("open", &conf))?;
-    let mut text = format!("\n# Added by barkeep restore of backup {} ({})\n", b.backup_id, chrono::Local::now().format("%Y-%m-%d %H:%M:%S"));
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&conf)
+        .map_err(io("open", &conf))?;
+    let mut text = format!(
+        "\n# Added by barkeep restore of backup {} ({})\n",
+        b.backup_id,
+        chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+    );
     for s in &settings {
         text.push_str(s);
         text.push('\n');
     }
-    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io("write", &conf))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io("write", &conf))?;
     crate::extract::fsync_dirs(dest)?;
     Ok(report)
+}
+
+/// Fails before anything is written when the archive has a hole between the backup's
+/// first segment and the last one the restore can use (the target LSN's or the backup
+/// end's segment for those targets; else the newest WAL held, streamed partial included):
+/// recovery would otherwise stop at the hole.
+fn check_wal_available(
+    archive: &ServerArchive,
+    b: &BackupInfo,
+    target: Option<&Target>,
+) -> Result<()> {
+    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64)
+        .map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let begin = b
+        .get("begin_wal")
+        .ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
+    let first = seg
+        .parse_segment_name(begin)
+        .map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let end = b
+        .get("end_wal")
+        .and_then(|e| seg.parse_segment_name(e).ok())
+        .map(|p| p.segno)
+        .unwrap_or(first.segno);
+    let mut have = std::collections::BTreeSet::new();
+    for e in barkeep_archive::xlogdb::read(&archive.xlogdb())? {
+        if let Some(WalName::Segment(n)) = WalName::parse(&e.name)
+            && let Ok(p) = seg.parse_segment_name(&n)
+            && p.tli >= first.tli
+            && archive.archive_path(&WalName::Segment(n.clone())).exists()
+        {
+            have.insert(p.segno);
+        }
+    }
+    if let Ok(rd) = fs::read_dir(&archive.streaming) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if let Ok(p) = seg.parse_segment_name(n.trim_end_matches(".partial"))
+                && p.tli >= first.tli
+            {
+                have.insert(p.segno);
+            }
+        }
+    }
+    let last = match target {
+        Some(Target::Immediate) => end,
+        Some(Target::Lsn(l)) => l
+            .parse::<barkeep_wal::Lsn>()
+            .map(|l| l.segno(seg))
+            .unwrap_or(end),
+        _ => have.iter().next_back().copied().unwrap_or(end).max(end),
+    };
+    for segno in first.segno..=last {
+        if !have.contains(&segno) {
+            return Err(BackupError::Other(format!(
+                "WAL needed by this restore is missing from the archive: the first missing file is {} (backup {} needs every segment from {begin}{}); recovery would stop there, so nothing was restored",
+                seg.segment_name(first.tli, segno),
+                b.backup_id,
+                match target {
+                    Some(Target::Immediate) => " to its end".to_string(),
+                    Some(_) | None => " to the target".to_string(),
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Copies (decompressed) the WAL a restore needs into `dir`: from the backup's begin on
 /// its timeline and later ones, plus history files, plus the newest streamed `.partial`
 /// (as a complete name), stopping after the target LSN's segment for an LSN target and
 /// at the backup end for `immediate`. Returns the number of files.
-fn copy_wal(archive: &ServerArchive, b: &BackupInfo, seg: SegmentSize, dir: &Path, target: Option<&Target>) -> Result<usize> {
-    let begin = b.get("begin_wal").ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
-    let first = seg.parse_segment_name(begin).map_err(|e| BackupError::Catalog(e.to_string()))?;
+fn copy_wal(
+    archive: &ServerArchive,
+    b: &BackupInfo,
+    seg: SegmentSize,
+    dir: &Path,
+    target: Option<&Target>,
+) -> Result<usize> {
+    let begin = b
+        .get("begin_wal")
+        .ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
+    let first = seg
+        .parse_segment_name(begin)
+        .map_err(|e| BackupError::Catalog(e.to_string()))?;
     let last_segno: Option<u64> = match target {
-        Some(Target::Immediate) => b.get("end_wal").and_then(|e| seg.parse_segment_name(e).ok()).map(|p| p.segno),
+        Some(Target::Immediate) => b
+            .get("end_wal")
+            .and_then(|e| seg.parse_segment_name(e).ok())
+            .map(|p| p.segno),
         Some(Target::Lsn(l)) => l.parse::<barkeep_wal::Lsn>().ok().map(|l| l.segno(seg)),
         _ => None,
     };
@@ -397,8 +586,13 @@ fn copy_wal(archive: &ServerArchive, b: &BackupInfo, seg: SegmentSize, dir: &Pat
         match WalName::parse(n) {
             Some(WalName::History(_)) => wanted.push(n.clone()),
             Some(WalName::Segment(s)) => {
-                let Ok(p) = seg.parse_segment_name(&s) else { continue };
-                if p.tli >= first.tli && p.segno >= first.segno && last_segno.is_none_or(|l| p.segno <= l) {
+                let Ok(p) = seg.parse_segment_name(&s) else {
+                    continue;
+                };
+                if p.tli >= first.tli
+                    && p.segno >= first.segno
+                    && last_segno.is_none_or(|l| p.segno <= l)
+                {
                     wanted.push(n.clone());
                 }
             }
@@ -423,9 +617,12 @@ fn copy_wal(archive: &ServerArchive, b: &BackupInfo, seg: SegmentSize, dir: &Pat
         if let Some(p) = newest {
             let full = p.trim_end_matches(".partial").to_string();
             if !dir.join(&full).exists()
-                && seg.parse_segment_name(&full).is_ok_and(|x| x.tli >= first.tli && x.segno >= first.segno)
+                && seg
+                    .parse_segment_name(&full)
+                    .is_ok_and(|x| x.tli >= first.tli && x.segno >= first.segno)
             {
-                fs::copy(archive.streaming.join(&p), dir.join(&full)).map_err(io("copy", &archive.streaming.join(&p)))?;
+                fs::copy(archive.streaming.join(&p), dir.join(&full))
+                    .map_err(io("copy", &archive.streaming.join(&p)))?;
                 count += 1;
             }
         }

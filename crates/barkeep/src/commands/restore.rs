@@ -49,13 +49,28 @@ fn auto_backup(all: &[BackupInfo], target: Option<&Target>) -> Result<BackupInfo
         None => done.into_iter().next(),
         Some(Target::Time(t)) => {
             let tt = chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z")
-                .or_else(|_| chrono::DateTime::parse_from_str(&format!("{t}+00:00"), "%Y-%m-%d %H:%M:%S%.f%#z"))
-                .map_err(|_| usage(anyhow!("--target-time `{t}`: expected YYYY-MM-DD HH:MM:SS[.fff][+HH:MM]")))?;
-            done.into_iter().find(|b| b.time("end_time").is_some_and(|e| e <= tt))
+                .or_else(|_| {
+                    chrono::DateTime::parse_from_str(
+                        &format!("{t}+00:00"),
+                        "%Y-%m-%d %H:%M:%S%.f%#z",
+                    )
+                })
+                .map_err(|_| {
+                    usage(anyhow!(
+                        "--target-time `{t}`: expected YYYY-MM-DD HH:MM:SS[.fff][+HH:MM]"
+                    ))
+                })?;
+            done.into_iter()
+                .find(|b| b.time("end_time").is_some_and(|e| e <= tt))
         }
         Some(Target::Lsn(l)) => {
-            let want: barkeep_wal::Lsn = l.parse().map_err(|e| usage(anyhow!("--target-lsn: {e}")))?;
-            done.into_iter().find(|b| b.get("end_xlog").and_then(|e| e.parse::<barkeep_wal::Lsn>().ok()).is_some_and(|e| e <= want))
+            let want: barkeep_wal::Lsn =
+                l.parse().map_err(|e| usage(anyhow!("--target-lsn: {e}")))?;
+            done.into_iter().find(|b| {
+                b.get("end_xlog")
+                    .and_then(|e| e.parse::<barkeep_wal::Lsn>().ok())
+                    .is_some_and(|e| e <= want)
+            })
         }
         Some(_) => {
             return Err(usage(anyhow!(
@@ -63,11 +78,20 @@ fn auto_backup(all: &[BackupInfo], target: Option<&Target>) -> Result<BackupInfo
             )));
         }
     };
-    found.cloned().ok_or_else(|| Failure::from(anyhow!("no DONE backup ends before the requested target")))
+    found
+        .cloned()
+        .ok_or_else(|| Failure::from(anyhow!("no DONE backup ends before the requested target")))
 }
 
 /// `restore SERVER ID DEST`.
-pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &RestoreOpts, out: &mut Output) -> Result<(), Failure> {
+pub fn restore(
+    config: &Config,
+    server: &str,
+    id: &str,
+    dest: &Path,
+    o: &RestoreOpts,
+    out: &mut Output,
+) -> Result<(), Failure> {
     if o.remote_ssh_command.is_some() {
         return Err(usage(anyhow!(
             "--remote-ssh-command: remote restores are not supported yet; restore locally and copy, or run barkeep on the destination host"
@@ -75,7 +99,9 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
     }
     if let Some(a) = &o.target_action {
         if !["pause", "shutdown", "promote"].contains(&a.as_str()) {
-            return Err(usage(anyhow!("--target-action `{a}`: expected pause, shutdown or promote")));
+            return Err(usage(anyhow!(
+                "--target-action `{a}`: expected pause, shutdown or promote"
+            )));
         }
         if o.target.is_none() {
             return Err(usage(anyhow!("--target-action needs a recovery target")));
@@ -98,10 +124,17 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
             b.status().as_str()
         )));
     }
-    let dest = if dest.is_absolute() { dest.to_path_buf() } else { std::env::current_dir().map_err(|e| anyhow!(e))?.join(dest) };
-    let get_wal = o.get_wal.unwrap_or_else(|| s.list("recovery_options").contains(&"get-wal"));
+    let dest = if dest.is_absolute() {
+        dest.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| anyhow!(e))?.join(dest)
+    };
+    let get_wal = o
+        .get_wal
+        .unwrap_or_else(|| s.list("recovery_options").contains(&"get-wal"));
     let get_wal_cmd = if get_wal {
-        let exe = std::env::current_exe().map_err(|e| anyhow!("cannot find barkeep's own path: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| anyhow!("cannot find barkeep's own path: {e}"))?;
         Some(format!(
             "{} -c {} wal-restore --local{} localhost {} %f %p",
             sh_quote(&exe.display().to_string()),
@@ -114,13 +147,21 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
     };
     let mut tablespace_map = Vec::new();
     for t in &o.tablespaces {
-        let (n, l) = t.split_once(':').ok_or_else(|| usage(anyhow!("--tablespace `{t}`: expected NAME:LOCATION")))?;
+        let (n, l) = t
+            .split_once(':')
+            .ok_or_else(|| usage(anyhow!("--tablespace `{t}`: expected NAME:LOCATION")))?;
         if !b.tablespaces().iter().any(|x| x.name == n) {
-            return Err(usage(anyhow!("--tablespace: backup {} has no tablespace `{n}`", b.backup_id)));
+            return Err(usage(anyhow!(
+                "--tablespace: backup {} has no tablespace `{n}`",
+                b.backup_id
+            )));
         }
         tablespace_map.push((n.to_string(), PathBuf::from(l)));
     }
-    out.line(&format!("Starting local restore for server {} using backup {}", s.name, b.backup_id));
+    out.line(&format!(
+        "Starting local restore for server {} using backup {}",
+        s.name, b.backup_id
+    ));
     out.line(&format!("Destination directory: {}", dest.display()));
     if let Some(t) = &o.target {
         out.line(&format!("Doing PITR. Recovery target {}", describe(t)));
@@ -137,7 +178,9 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
         tablespace_map,
         get_wal: get_wal_cmd,
         staging_wal_dir: o.staging_wal_dir.clone(),
-        jobs: o.jobs.unwrap_or_else(|| s.int("parallel_jobs").unwrap_or(1) as usize),
+        jobs: o
+            .jobs
+            .unwrap_or_else(|| s.int("parallel_jobs").unwrap_or(1) as usize),
         recovery_conf_filename: o.recovery_conf_filename.clone(),
     };
     let report = do_restore(&cat, &archive, &b, &dest, &req).map_err(|e| anyhow!(e))?;
@@ -168,7 +211,9 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
         out.line("These settings have been modified to prevent data losses");
         out.line("");
         for (f, l, t) in &report.changes {
-            out.line(&format!("{f} line {l}: {t}  (commented out; archive_command = false added)"));
+            out.line(&format!(
+                "{f} line {l}: {t}  (commented out; archive_command = false added)"
+            ));
         }
     }
     if !report.warnings.is_empty() {
@@ -197,10 +242,13 @@ pub fn restore(config: &Config, server: &str, id: &str, dest: &Path, o: &Restore
         }
     }
     out.line("");
-    out.line(&format!("Restore operation completed (start time: {}, elapsed time: {elapsed:.1} seconds)", begin.format("%Y-%m-%d %H:%M:%S")));
+    out.line(&format!(
+        "Restore operation completed (start time: {}, elapsed time: {elapsed:.1} seconds)",
+        begin.format("%Y-%m-%d %H:%M:%S")
+    ));
     out.line("Your PostgreSQL server has been successfully prepared for recovery!");
     out.line("");
-    for l in next_steps(&dest, &o, report.recovery_configured, report.wal_copied) {
+    for l in next_steps(&dest, o, report.recovery_configured, report.wal_copied) {
         out.line(&l);
     }
     Ok(())
@@ -221,7 +269,9 @@ fn next_steps(dest: &Path, o: &RestoreOpts, recovery: bool, wal_copied: usize) -
     let d = dest.display();
     let mut v = vec![
         "Next steps".to_string(),
-        format!("  1. The files belong to the user who ran barkeep. Give them to the server's user: chown -R postgres: {d}"),
+        format!(
+            "  1. The files belong to the user who ran barkeep. Give them to the server's user: chown -R postgres: {d}"
+        ),
         format!("  2. Start the server: pg_ctl -D {d} start   (or point your service at {d})"),
     ];
     if recovery {
@@ -231,13 +281,20 @@ fn next_steps(dest: &Path, o: &RestoreOpts, recovery: bool, wal_copied: usize) -
         };
         let action = match (o.target.is_some(), o.target_action.as_deref()) {
             (true, Some("promote")) => "open for writes (promote)",
-            (true, Some("shutdown")) => "shut down (recovery.signal stays; remove it and start again to promote)",
-            (true, _) => "PAUSE, read-only: check the data, then run SELECT pg_wal_replay_resume(); to promote (or fix the target and restart)",
+            (true, Some("shutdown")) => {
+                "shut down (recovery.signal stays; remove it and start again to promote)"
+            }
+            (true, _) => {
+                "PAUSE, read-only: check the data, then run SELECT pg_wal_replay_resume(); to promote (or fix the target and restart)"
+            }
             (false, _) => "open for writes",
         };
         v.push(format!("  3. Recovery will {what} {action}."));
         v.push("     Follow it in the server log; 'recovery stopping before/after …' names where it stopped,".into());
-        v.push("     and SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(); shows where it is.".into());
+        v.push(
+            "     and SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(); shows where it is."
+                .into(),
+        );
         v.push("     If WAL is missing before the target, PostgreSQL stops with FATAL: recovery ended before".into());
         v.push("     the configured target was reached — it does not silently end early.".into());
     } else {

@@ -1,0 +1,354 @@
+//! Point-in-time restore, with proof: marker rows written after a backup, each with its
+//! commit time, xid, LSN and a restore point; every target type restores exactly the
+//! markers up to the target, the restored cluster starts as the unprivileged user and
+//! passes pg_amcheck. Also: a relocated tablespace, get-wal through barkeep, and a
+//! restore whose WAL is missing fails loudly.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use barkeep_testkit::{Cluster, ClusterBuilder, PgInstall};
+use common::{Home, kill, wait_for};
+
+/// One marker row and where it is in the WAL.
+#[derive(Debug, Clone)]
+struct Marker {
+    id: i32,
+    time: String,
+    xid: String,
+    lsn: String,
+    name: String,
+}
+
+struct Scenario {
+    c: Cluster,
+    home: Home,
+    backup: String,
+    markers: Vec<Marker>,
+    receiver: std::process::Child,
+}
+
+fn scenario(pg: &PgInstall) -> Scenario {
+    let c = ClusterBuilder::new(pg).start().expect("start");
+    let ts = c.root().join("ts1");
+    std::fs::create_dir(&ts).expect("ts dir");
+    c.os_user().chown_tree(&ts).expect("chown");
+    c.psql(&format!(
+        "CREATE TABLESPACE ts1 LOCATION '{}'",
+        ts.display()
+    ))
+    .expect("ts");
+    c.psql("CREATE TABLE marker (id int PRIMARY KEY, note text) TABLESPACE ts1")
+        .expect("marker");
+    c.psql(
+        "CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g",
+    )
+    .expect("filler");
+    let home = Home::new(
+        &c,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
+    );
+    let receiver = home.receiver();
+    wait_for(&home, "the receiver", Duration::from_secs(30), || {
+        home.receiver_log().contains("streaming from")
+    });
+    home.run(&[
+        "backup",
+        "--wait",
+        "--wait-timeout",
+        "120",
+        "--name",
+        "base",
+        "pg",
+    ]);
+    let mut markers = Vec::new();
+    for id in 1..=4 {
+        // One transaction per marker; its xid, then its commit time and LSN after commit.
+        let xid = c
+            .query_value(&format!(
+                "INSERT INTO marker VALUES ({id}, 'marker {id}') RETURNING txid_current()"
+            ))
+            .expect("insert");
+        let row = c
+            .query_rows("SELECT clock_timestamp(), pg_current_wal_lsn()")
+            .expect("time/lsn");
+        let name = format!("after_marker_{id}");
+        c.psql(&format!("SELECT pg_create_restore_point('{name}')"))
+            .expect("restore point");
+        markers.push(Marker {
+            id,
+            time: row[0][0].clone(),
+            xid,
+            lsn: row[0][1].clone(),
+            name,
+        });
+        std::thread::sleep(Duration::from_millis(1100));
+        c.psql("INSERT INTO filler SELECT g, 'x' FROM generate_series(100001, 101000) g")
+            .expect("more");
+    }
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(
+        &home,
+        "the last segment archived",
+        Duration::from_secs(60),
+        || {
+            let _ = home.cmd(&["archive-wal", "pg"]).output();
+            home.archived().iter().any(|n| *n >= last)
+        },
+    );
+    Scenario {
+        c,
+        home,
+        backup: "base".into(),
+        markers,
+        receiver,
+    }
+}
+
+/// Restores with `args` into a fresh cluster's data directory, starts it, waits for
+/// recovery to end, returns the marker ids present.
+fn restore_and_count(
+    s: &Scenario,
+    pg: &PgInstall,
+    args: &[&str],
+    extra_conf: &str,
+) -> (Cluster, Vec<i32>) {
+    let mut r = ClusterBuilder::new(pg).create().expect("create target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty the target");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    // The original tablespace location is in use by the source cluster.
+    let ts = format!("ts1:{}", r.root().join("ts1").display());
+    let mut full = vec!["restore"];
+    full.extend_from_slice(args);
+    if !args.contains(&"--tablespace") {
+        full.extend_from_slice(&["--tablespace", &ts]);
+    }
+    full.extend_from_slice(&["pg", &s.backup, &dest]);
+    let out = s.home.run(&full);
+    assert!(out.contains("successfully prepared for recovery"), "{out}");
+    assert!(out.contains("Next steps"), "{out}");
+    r.adopt_data_dir(extra_conf).expect("adopt");
+    // Tablespace locations outside the data directory belong to the server's user too.
+    if let Ok(rd) = std::fs::read_dir(r.data_dir().join("pg_tblspc")) {
+        for e in rd.flatten() {
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                r.os_user().chown_tree(&target).expect("chown tablespace");
+            }
+        }
+    }
+    r.start().expect("start restored cluster");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery ends");
+    let ids: Vec<i32> = r
+        .query_rows("SELECT id FROM marker ORDER BY id")
+        .expect("markers")
+        .into_iter()
+        .filter_map(|row| row.first().and_then(|v| v.parse().ok()))
+        .collect();
+    (r, ids)
+}
+
+fn amcheck(r: &Cluster) {
+    let mut cmd = r.tool_command("pg_amcheck").expect("pg_amcheck");
+    cmd.arg("-h").arg(r.socket_dir()).args([
+        "-p",
+        &r.port().to_string(),
+        "-U",
+        "postgres",
+        "--install-missing",
+        "--heapallindexed",
+        "postgres",
+    ]);
+    barkeep_testkit::run(cmd, "pg_amcheck").expect("pg_amcheck passes on the restored cluster");
+}
+
+#[test]
+fn every_target_type_restores_exactly_the_rows_up_to_it() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let mut s = scenario(&pg);
+    let m = s.markers.clone();
+    let promote = ["--target-action", "promote"];
+    let cases: Vec<(String, Vec<String>, Vec<i32>)> = vec![
+        (
+            "time".into(),
+            vec!["--target-time".into(), m[1].time.clone()],
+            vec![1, 2],
+        ),
+        (
+            "xid".into(),
+            vec!["--target-xid".into(), m[2].xid.clone()],
+            vec![1, 2, 3],
+        ),
+        (
+            "lsn".into(),
+            vec!["--target-lsn".into(), m[0].lsn.clone()],
+            vec![1],
+        ),
+        (
+            "name".into(),
+            vec!["--target-name".into(), m[2].name.clone()],
+            vec![1, 2, 3],
+        ),
+        (
+            "immediate".into(),
+            vec!["--target-immediate".into()],
+            vec![],
+        ),
+        (
+            "xid exclusive".into(),
+            vec![
+                "--target-xid".into(),
+                m[1].xid.clone(),
+                "--exclusive".into(),
+            ],
+            vec![1],
+        ),
+    ];
+    for (what, target, want) in cases {
+        let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
+        args.extend_from_slice(&promote);
+        let (r, ids) = restore_and_count(&s, &pg, &args, "");
+        assert_eq!(ids, want, "target {what}: {args:?}\n{}", r.log_tail(3000));
+        if what == "time" {
+            amcheck(&r);
+        }
+    }
+    // No target: everything barkeep has, the newest streamed segment included.
+    s.c.psql("INSERT INTO marker VALUES (5, 'after the last switch, only streamed')")
+        .expect("marker 5");
+    wait_for(
+        &s.home,
+        "marker 5 streamed",
+        Duration::from_secs(30),
+        || {
+            let lsn =
+                s.c.query_value("SELECT pg_current_wal_lsn()")
+                    .unwrap_or_default();
+            s.c.query_value(&format!(
+            "SELECT write_lsn >= '{lsn}' FROM pg_stat_replication WHERE application_name = 'barman_receive_wal'"
+        ))
+        .is_ok_and(|v| v == "t")
+        },
+    );
+    // Give the receiver a moment to write what it acknowledged.
+    std::thread::sleep(Duration::from_millis(500));
+    let (r, ids) = restore_and_count(&s, &pg, &[], "");
+    assert_eq!(ids, vec![1, 2, 3, 4, 5], "latest\n{}", r.log_tail(3000));
+    amcheck(&r);
+    kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn tablespace_relocation_get_wal_and_missing_wal() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let mut s = scenario(&pg);
+    let m = s.markers.clone();
+    // A tablespace restored to a new location, with WAL served by barkeep's get-wal.
+    let new_loc = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        new_loc.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let loc = new_loc.path().join("ts1-restored");
+    let ts_arg = format!("ts1:{}", loc.display());
+    let (r, ids) = restore_and_count(
+        &s,
+        &pg,
+        &[
+            "--get-wal",
+            "--tablespace",
+            &ts_arg,
+            "--target-name",
+            &m[1].name,
+            "--target-action",
+            "promote",
+        ],
+        "",
+    );
+    assert_eq!(ids, vec![1, 2]);
+    let link = std::fs::read_link(
+        std::fs::read_dir(r.data_dir().join("pg_tblspc"))
+            .expect("pg_tblspc")
+            .flatten()
+            .next()
+            .expect("one tablespace")
+            .path(),
+    )
+    .expect("link");
+    assert_eq!(link, loc);
+    let conf =
+        std::fs::read_to_string(r.data_dir().join("postgresql.auto.conf")).expect("auto.conf");
+    assert!(conf.contains("wal-restore --local -P localhost"), "{conf}");
+    assert!(conf.contains("archive_command = false"), "{conf}");
+    drop(r);
+
+    // A restore whose WAL is missing fails loudly instead of ending early.
+    let seg = common::segment_size(&s.c);
+    let archived = s.home.archived();
+    // Remove a segment after the backup's end, before the target.
+    let info_file = std::fs::read_dir(s.home.server_dir().join("meta"))
+        .expect("meta")
+        .flatten()
+        .next()
+        .expect("backup.info")
+        .path();
+    let info = std::fs::read_to_string(&info_file).expect("info");
+    let end_wal = info
+        .lines()
+        .find_map(|l| l.strip_prefix("end_wal="))
+        .expect("end_wal")
+        .to_string();
+    let end = seg.parse_segment_name(&end_wal).expect("name");
+    let victim = archived
+        .iter()
+        .find(|n| {
+            seg.parse_segment_name(n)
+                .is_ok_and(|p| p.segno == end.segno + 1)
+        })
+        .expect("a segment after the backup")
+        .clone();
+    std::fs::remove_file(s.home.archived_path(&victim)).expect("remove a segment");
+    let r = ClusterBuilder::new(&pg).create().expect("create target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let ts = format!("ts1:{}", r.root().join("ts1").display());
+    for mode in ["--no-get-wal", "--get-wal"] {
+        let out = s
+            .home
+            .cmd(&[
+                "restore",
+                "--target-xid",
+                &m[3].xid,
+                "--target-action",
+                "promote",
+                mode,
+                "--tablespace",
+                &ts,
+                "pg",
+                "base",
+                &dest,
+            ])
+            .output()
+            .expect("restore");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("missing") && err.contains(&victim),
+            "{mode}: {err}"
+        );
+        assert!(
+            !Path::new(&dest).exists(),
+            "{mode}: nothing may be restored"
+        );
+    }
+    kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
+}
