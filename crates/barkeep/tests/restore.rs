@@ -15,7 +15,6 @@ use common::{Home, kill, wait_for};
 /// One marker row and where it is in the WAL.
 #[derive(Debug, Clone)]
 struct Marker {
-    id: i32,
     time: String,
     xid: String,
     lsn: String,
@@ -78,7 +77,6 @@ fn scenario(pg: &PgInstall) -> Scenario {
         c.psql(&format!("SELECT pg_create_restore_point('{name}')"))
             .expect("restore point");
         markers.push(Marker {
-            id,
             time: row[0][0].clone(),
             xid,
             lsn: row[0][1].clone(),
