@@ -350,3 +350,137 @@ fn tablespace_relocation_get_wal_and_missing_wal() {
     }
     kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
 }
+
+#[test]
+fn restore_follows_a_promotion_to_timeline_2() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    // A primary and its standby (pg_basebackup -R); barkeep backs up and streams from the
+    // standby, which is then promoted (a failover): the archive continues on timeline 2.
+    let p = ClusterBuilder::new(&pg).start().expect("primary");
+    p.psql("CREATE TABLE marker (id int PRIMARY KEY)")
+        .expect("marker");
+    let mut sb = ClusterBuilder::new(&pg).create().expect("standby");
+    std::fs::remove_dir_all(sb.data_dir()).expect("empty");
+    let mut bb = p.tool_command("pg_basebackup").expect("pg_basebackup");
+    bb.arg("-h")
+        .arg(p.socket_dir())
+        .args([
+            "-p",
+            &p.port().to_string(),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-D",
+        ])
+        .arg(sb.data_dir());
+    barkeep_testkit::run(bb, "pg_basebackup -R").expect("standby copy");
+    sb.adopt_data_dir("").expect("adopt");
+    sb.start().expect("start standby");
+    let home = Home::new(
+        &sb,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
+    );
+    let mut receiver = home.receiver();
+    wait_for(&home, "the receiver", Duration::from_secs(30), || {
+        home.receiver_log().contains("streaming from")
+    });
+    // Backup from the standby; the primary's activity closes its end segment.
+    let mut backup = home
+        .cmd(&[
+            "backup",
+            "--wait",
+            "--wait-timeout",
+            "120",
+            "--name",
+            "base",
+            "pg",
+        ])
+        .spawn()
+        .expect("backup");
+    for i in 1..=20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = p.psql(&format!(
+            "INSERT INTO marker VALUES ({}); SELECT pg_switch_wal()",
+            1000 + i
+        ));
+        if let Ok(Some(_)) = backup.try_wait() {
+            break;
+        }
+    }
+    assert!(
+        backup.wait().expect("backup").success(),
+        "backup from the standby\n{}",
+        home.receiver_log()
+    );
+    p.psql("INSERT INTO marker VALUES (1); SELECT pg_switch_wal()")
+        .expect("marker 1 on timeline 1");
+    wait_for(
+        &home,
+        "marker 1 on the standby",
+        Duration::from_secs(30),
+        || {
+            sb.query_value("SELECT count(*) FROM marker WHERE id = 1")
+                .is_ok_and(|v| v == "1")
+        },
+    );
+    // Failover.
+    let mut p = p;
+    p.stop(barkeep_testkit::StopMode::Fast)
+        .expect("stop primary");
+    sb.promote().expect("promote");
+    sb.wait_for_recovery_end(Duration::from_secs(60))
+        .expect("promoted");
+    sb.psql("INSERT INTO marker VALUES (2)")
+        .expect("marker 2 on timeline 2");
+    let last = sb
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    assert!(last.starts_with("00000002"));
+    wait_for(
+        &home,
+        "timeline 2 archived",
+        Duration::from_secs(60),
+        || {
+            let _ = home.cmd(&["archive-wal", "pg"]).output();
+            home.archived().iter().any(|n| *n >= last)
+        },
+    );
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    home.run(&["archive-wal", "pg"]);
+
+    let mut r = ClusterBuilder::new(&pg).create().expect("target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let out = home.run(&["restore", "--target-tli", "latest", "pg", "base", &dest]);
+    assert!(out.contains("prepared for recovery"), "{out}");
+    // The restored copy must not think it is still the old standby.
+    let auto = r.data_dir().join("postgresql.auto.conf");
+    let text = std::fs::read_to_string(&auto).expect("auto.conf");
+    std::fs::write(&auto, text.replace("primary_conninfo", "#primary_conninfo")).expect("write");
+    let _ = std::fs::remove_file(r.data_dir().join("standby.signal"));
+    r.adopt_data_dir("").expect("adopt");
+    r.start().expect("start restored");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovered");
+    let rows = r
+        .query_rows("SELECT id FROM marker WHERE id < 1000 ORDER BY id")
+        .expect("rows");
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.first().map(String::as_str))
+        .collect();
+    assert_eq!(ids, vec!["1", "2"], "{}", r.log_tail(3000));
+    let tli = r
+        .query_value("SELECT timeline_id FROM pg_control_checkpoint()")
+        .expect("tli");
+    assert!(
+        tli.parse::<u32>().expect("number") >= 3,
+        "a new timeline after timeline 2: {tli}"
+    );
+}
