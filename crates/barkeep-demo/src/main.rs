@@ -1,12 +1,17 @@
 //! `barkeep-demo`: barkeep's main job on an embedded default, for a newcomer.
 //!
-//! Creates a throwaway PostgreSQL cluster (with the newest installed PostgreSQL), writes a
-//! Barman-style configuration for it, and runs barkeep's commands against it, printing
-//! each step. Everything lives in temporary directories that are removed at the end.
-//! Later capabilities (WAL streaming, backup, point-in-time restore) join the sequence as
-//! they land.
+//! Creates a throwaway PostgreSQL cluster (with the newest installed PostgreSQL) with some
+//! data, writes a Barman-style configuration for it, and runs barkeep's whole job against
+//! it, printing each step: WAL streaming, a base backup, more writes, a point-in-time
+//! restore into a new data directory, the restored server started and checked.
+//! Everything lives in temporary directories that are removed at the end.
+//!
+//! `barkeep-demo barkeep ARGS…` runs barkeep itself (the demo starts its WAL receiver
+//! that way, as a separate process).
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use barkeep_testkit::{ClusterBuilder, PgInstall};
@@ -30,7 +35,29 @@ fn barkeep(config: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
+    // Passthrough: `barkeep-demo barkeep ARGS…` is barkeep.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("barkeep") {
+        let code = barkeep::run(args[1..].iter().cloned());
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
+    }
+
     step(1, "find PostgreSQL");
     let pg =
         PgInstall::discover().context("barkeep-demo needs a PostgreSQL server installation")?;
@@ -58,9 +85,8 @@ fn main() -> Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[barman]\nbarman_home = {home}\nbarman_user = {user}\nconfiguration_files_directory = {inc}\ncompression = zstd\nretention_policy = RECOVERY WINDOW OF 7 DAYS\nminimum_redundancy = 1\n",
+            "[barman]\nbarman_home = {home}\nconfiguration_files_directory = {inc}\ncompression = zstd\nretention_policy = RECOVERY WINDOW OF 7 DAYS\nminimum_redundancy = 1\nimmediate_checkpoint = true\n",
             home = work.join("home").display(),
-            user = barkeep_testkit::OsUser::for_server()?.name(),
             inc = work.join("barman.d").display(),
         ),
     )?;
@@ -83,13 +109,103 @@ fn main() -> Result<()> {
 
     step(
         5,
-        "show every effective setting of the server, and where it came from",
+        "stream WAL: `barkeep receive-wal demo` runs in the background",
     );
-    barkeep(&config, &["show-servers", "demo"])?;
+    let exe = std::env::current_exe().context("the demo's own path")?;
+    let mut receiver = Command::new(&exe)
+        .args(["barkeep", "-c"])
+        .arg(&config)
+        .args(["receive-wal", "demo"])
+        .stdin(Stdio::null())
+        .spawn()
+        .context("start receive-wal")?;
+    let streaming = work.join("home/demo/streaming");
+    wait_until(
+        "the receiver's first segment",
+        Duration::from_secs(30),
+        || std::fs::read_dir(&streaming).is_ok_and(|mut d| d.next().is_some()),
+    )?;
+    println!("receiving into {}", streaming.display());
 
-    step(6, "the same as JSON, for scripts and monitoring");
-    barkeep(&config, &["-f", "json", "list-servers"])?;
+    step(
+        6,
+        "take a base backup and wait until its WAL is archived (status DONE)",
+    );
+    barkeep(
+        &config,
+        &["backup", "--wait", "--wait-timeout", "120", "demo"],
+    )?;
+    barkeep(&config, &["list-backups", "demo"])?;
+    barkeep(&config, &["verify-backup", "demo", "latest"])?;
 
-    println!("\n==> done: the cluster and its files are removed now");
+    step(
+        7,
+        "more writes after the backup; note the time between two of them",
+    );
+    cluster.psql("CREATE TABLE demo_orders (id int PRIMARY KEY, note text)")?;
+    cluster.psql(
+        "INSERT INTO demo_orders SELECT g, 'before the target' FROM generate_series(1, 100) g",
+    )?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let target = cluster.query_value("SELECT clock_timestamp()")?;
+    std::thread::sleep(Duration::from_millis(1100));
+    cluster.psql("INSERT INTO demo_orders SELECT g, 'after the target (an accident)' FROM generate_series(101, 150) g")?;
+    println!("target time: {target} — 100 orders before it, 50 after");
+    barkeep(
+        &config,
+        &["switch-wal", "--archive", "--archive-timeout", "60", "demo"],
+    )?;
+
+    step(8, "restore to the target time into a new data directory");
+    let mut restored = ClusterBuilder::new(&pg)
+        .create()
+        .context("prepare the restore target")?;
+    std::fs::remove_dir_all(restored.data_dir())?;
+    let dest = restored.data_dir().display().to_string();
+    barkeep(
+        &config,
+        &[
+            "restore",
+            "--target-time",
+            &target,
+            "--target-action",
+            "promote",
+            "demo",
+            "latest",
+            &dest,
+        ],
+    )?;
+
+    step(
+        9,
+        "start the restored server and check it stopped at the target",
+    );
+    restored.adopt_data_dir("")?;
+    restored.start().context("start the restored server")?;
+    restored.wait_for_recovery_end(Duration::from_secs(120))?;
+    let count = restored.query_value("SELECT count(*) FROM demo_orders")?;
+    let source = cluster.query_value("SELECT count(*) FROM demo_orders")?;
+    println!(
+        "restored server: {count} orders (the source has {source}); pgbench_accounts intact: {}",
+        restored.query_value("SELECT count(*) FROM pgbench_accounts")?
+    );
+    if count != "100" {
+        bail!(
+            "the restore should hold exactly the 100 orders written before the target, it has {count}"
+        );
+    }
+
+    stop_receiver(&mut receiver)?;
+    println!("\n==> done: the clusters and their files are removed now");
+    Ok(())
+}
+
+/// Stops the receiver (SIGTERM: it closes its segment cleanly).
+fn stop_receiver(child: &mut std::process::Child) -> Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    child.wait()?;
     Ok(())
 }
