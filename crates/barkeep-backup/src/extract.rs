@@ -282,6 +282,20 @@ pub fn store(mut input: impl Read, dest: &Path, codec: Option<(&str, i32, u32)>)
         .len())
 }
 
+/// A reader of the tar inside an archive named `name` (`base.tar`, `16384.tar.zst`…):
+/// gzip, lz4 or zstd by the file name's suffix, as the server and barkeep name them.
+pub fn archive_decoder<'a, R: Read + 'a>(name: &str, input: R) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(if name.ends_with(".gz") {
+        Box::new(flate2::read::GzDecoder::new(input))
+    } else if name.ends_with(".lz4") {
+        Box::new(lz4_flex::frame::FrameDecoder::new(input))
+    } else if name.ends_with(".zst") {
+        Box::new(zstd::stream::read::Decoder::new(input)?)
+    } else {
+        Box::new(input)
+    })
+}
+
 /// fsyncs every directory below `root` (files are fsynced as they are written).
 pub fn fsync_dirs(root: &Path) -> Result<()> {
     let mut stack = vec![root.to_path_buf()];

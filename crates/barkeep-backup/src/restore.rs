@@ -235,17 +235,8 @@ pub fn restore(
             }
             let stem = name.split(".tar").next().unwrap_or_default().to_string();
             let file = fs::File::open(e.path()).map_err(io("open", &e.path()))?;
-            let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") {
-                Box::new(flate2::read::GzDecoder::new(file))
-            } else if name.ends_with(".lz4") {
-                Box::new(lz4_flex::frame::FrameDecoder::new(file))
-            } else if name.ends_with(".zst") {
-                Box::new(
-                    zstd::stream::read::Decoder::new(file).map_err(io("decompress", &e.path()))?,
-                )
-            } else {
-                Box::new(file)
-            };
+            let reader = crate::extract::archive_decoder(&name, file)
+                .map_err(io("decompress", &e.path()))?;
             let target = if stem == "base" {
                 dest.to_path_buf()
             } else {

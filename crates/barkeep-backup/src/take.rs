@@ -675,18 +675,8 @@ impl Job {
         match self {
             Job::Unpack(u, name) => {
                 // With server-side compression the archive name says the codec.
-                let mut reader: Box<dyn std::io::Read> = if name.ends_with(".gz") {
-                    Box::new(flate2::read::GzDecoder::new(rx))
-                } else if name.ends_with(".lz4") {
-                    Box::new(lz4_flex::frame::FrameDecoder::new(rx))
-                } else if name.ends_with(".zst") {
-                    Box::new(
-                        zstd::stream::read::Decoder::new(rx)
-                            .map_err(|e| BackupError::Other(format!("zstd: {e}")))?,
-                    )
-                } else {
-                    Box::new(rx)
-                };
+                let mut reader = crate::extract::archive_decoder(&name, rx)
+                    .map_err(|e| BackupError::Other(format!("decompressing `{name}`: {e}")))?;
                 let unpacked = unpack(&mut reader, &u)?;
                 // Drain what follows the end-of-archive blocks.
                 let _ = std::io::copy(&mut reader, &mut std::io::sink());

@@ -1,7 +1,6 @@
 //! Backup commands: `backup`, `list-backups`, `show-backup`, `verify-backup`,
 //! `check-backup`, `delete`, `list-files`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -640,15 +639,8 @@ fn extract_tar_backup(cat: &Catalog, b: &BackupInfo, dest: &Path) -> Result<(), 
         };
         let file = std::fs::File::open(e.path())
             .with_context(|| format!("cannot open `{}`", e.path().display()))?;
-        let reader: Box<dyn Read> = if name.ends_with(".gz") {
-            Box::new(flate2::read::GzDecoder::new(file))
-        } else if name.ends_with(".lz4") {
-            Box::new(lz4_flex::frame::FrameDecoder::new(file))
-        } else if name.ends_with(".zst") {
-            Box::new(zstd::stream::read::Decoder::new(file).context("zstd")?)
-        } else {
-            Box::new(file)
-        };
+        let reader = barkeep_backup::extract::archive_decoder(&name, file)
+            .with_context(|| format!("decompressing `{}`", e.path().display()))?;
         let (root, prefix) = if stem == "base" {
             (dest.to_path_buf(), String::new())
         } else {
