@@ -30,12 +30,15 @@ missing_tools=()
 for t in gzip bzip2 xz zstd lz4; do
     command -v "$t" >/dev/null 2>&1 || missing_tools+=("$t")
 done
+# sshd: the remote restore test runs barkeep's --remote-ssh-command against a real one.
+command -v /usr/sbin/sshd >/dev/null 2>&1 || missing_tools+=(sshd)
 if [ ${#missing_tools[@]} -gt 0 ]; then
     log "installing compression tools: ${missing_tools[*]}"
     pkgs=()
     for t in "${missing_tools[@]}"; do
         case "$t" in
             xz) pkgs+=(xz-utils) ;;
+            sshd) pkgs+=(openssh-server openssh-client) ;;
             *) pkgs+=("$t") ;;
         esac
     done

@@ -63,6 +63,10 @@ pub struct RestoreRequest {
     pub jobs: usize,
     /// `--recovery-conf-filename` (default `postgresql.auto.conf`).
     pub recovery_conf_filename: Option<String>,
+    /// Where the data directory will finally be, when it is restored in a staging
+    /// directory and shipped elsewhere (`--remote-ssh-command`): paths written into the
+    /// recovery settings use it.
+    pub final_dest: Option<PathBuf>,
 }
 
 /// What a restore did, for the summary.
@@ -337,11 +341,16 @@ pub fn restore(
             .unwrap_or_else(|| dest.join("barman_wal"));
         fs::create_dir_all(&staging).map_err(io("create", &staging))?;
         report.wal_copied = copy_wal(archive, b, seg, &staging, req.target.as_ref())?;
+        // The path as the server will see it (shipped elsewhere with a remote restore).
+        let seen = match (&req.final_dest, &req.staging_wal_dir) {
+            (Some(f), None) => f.join("barman_wal"),
+            _ => staging.clone(),
+        };
         settings.push(format!(
             "restore_command = {}",
             conf_quote(&format!(
                 "cp {}/%f %p",
-                sh_quote(&staging.display().to_string())
+                sh_quote(&seen.display().to_string())
             ))
         ));
         report.recovery_configured = true;

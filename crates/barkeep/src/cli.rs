@@ -349,9 +349,12 @@ pub enum Command {
         /// File that receives the recovery settings (default postgresql.auto.conf).
         #[arg(long, value_name = "FILE")]
         recovery_conf_filename: Option<String>,
-        /// Restore on another host through this ssh command (not supported yet).
+        /// Restore onto another host through this ssh command (e.g. `ssh postgres@db1`).
         #[arg(long, value_name = "COMMAND")]
         remote_ssh_command: Option<String>,
+        /// Bandwidth limit in kB/s for the transfer to a remote host (0 = none).
+        #[arg(long, value_name = "KBPS")]
+        bwlimit: Option<u64>,
     },
     /// List the files of a backup.
     #[command(name = "list-files")]

@@ -484,3 +484,158 @@ fn restore_follows_a_promotion_to_timeline_2() {
         "a new timeline after timeline 2: {tli}"
     );
 }
+
+/// A private sshd on a free port, accepting one key for root (the test runs as root).
+struct Sshd {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Option<Sshd> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            assert!(
+                std::env::var("BARKEEP_TEST_REQUIRE_PG").as_deref() != Ok("1"),
+                "sshd is needed (scripts/setup-test-env.sh installs openssh-server)"
+            );
+            eprintln!("SKIP: no /usr/sbin/sshd");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for key in ["host", "client"] {
+            let st = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .expect("ssh-keygen");
+            assert!(st.success());
+        }
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        let port = barkeep_testkit::free_port().expect("port");
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host\nAuthorizedKeysFile {0}/authorized_keys\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {0}/sshd.pid\n",
+                d.display()
+            ),
+        )
+        .expect("config");
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd");
+        let s = Sshd { dir, child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(s)
+    }
+    fn command(&self) -> String {
+        format!(
+            "ssh -p {} -i {}/client -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR root@127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn remote_restore_over_ssh() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let Some(sshd) = Sshd::start() else {
+        return;
+    };
+    let mut s = scenario(&pg);
+    let m = s.markers.clone();
+    let mut r = ClusterBuilder::new(&pg).create().expect("target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let ts = format!("ts1:{}", r.root().join("ts-remote").display());
+    let ssh = sshd.command();
+    let out = s.home.run(&[
+        "restore",
+        "--remote-ssh-command",
+        &ssh,
+        "--tablespace",
+        &ts,
+        "--target-name",
+        &m[2].name,
+        "--target-action",
+        "promote",
+        "pg",
+        "base",
+        &dest,
+    ]);
+    assert!(
+        out.contains("Starting remote restore") && out.contains("prepared for recovery"),
+        "{out}"
+    );
+    r.adopt_data_dir("").expect("adopt");
+    r.os_user()
+        .chown_tree(&r.root().join("ts-remote"))
+        .expect("chown");
+    r.start().expect("start");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovered");
+    let rows = r
+        .query_rows("SELECT id FROM marker ORDER BY id")
+        .expect("rows");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // A remote destination that is not empty is refused, with the remote side's words.
+    let out = s
+        .home
+        .cmd(&[
+            "restore",
+            "--remote-ssh-command",
+            &ssh,
+            "--tablespace",
+            &ts,
+            "pg",
+            "base",
+            &dest,
+        ])
+        .output()
+        .expect("restore");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A broken ssh command says so.
+    let out = s
+        .home
+        .cmd(&[
+            "restore",
+            "--remote-ssh-command",
+            "ssh -p 1 -o BatchMode=yes root@127.0.0.1",
+            "pg",
+            "base",
+            "/tmp/nowhere-barkeep",
+        ])
+        .output()
+        .expect("restore");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ssh to the remote host failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
+}

@@ -174,6 +174,7 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             jobs,
             recovery_conf_filename,
             remote_ssh_command,
+            bwlimit,
         } => {
             use barkeep_backup::restore::Target;
             let target = if let Some(t) = target_time {
@@ -212,6 +213,7 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
                     jobs: *jobs,
                     recovery_conf_filename: recovery_conf_filename.clone(),
                     remote_ssh_command: remote_ssh_command.clone(),
+                    bwlimit: bwlimit.filter(|b| *b > 0),
                 },
                 out,
             )
