@@ -639,3 +639,54 @@ fn remote_restore_over_ssh() {
     );
     kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
 }
+
+#[test]
+fn compressed_backup_restores_and_destination_must_be_empty() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    c.psql("CREATE TABLE t AS SELECT generate_series(1, 5000) AS i")
+        .expect("data");
+    let home = Home::new(
+        &c,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nbackup_compression = zstd\n",
+    );
+    let mut receiver = home.receiver();
+    wait_for(&home, "the receiver", Duration::from_secs(30), || {
+        home.receiver_log().contains("streaming from")
+    });
+    home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
+    c.psql("INSERT INTO t SELECT generate_series(5001, 6000)")
+        .expect("more");
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(&home, "the last segment", Duration::from_secs(60), || {
+        let _ = home.cmd(&["archive-wal", "pg"]).output();
+        home.archived().iter().any(|n| *n >= last)
+    });
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+
+    let mut r = ClusterBuilder::new(&pg).create().expect("target");
+    // Not empty: refused, naming the directory.
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let out = home
+        .cmd(&["restore", "pg", "latest", &dest])
+        .output()
+        .expect("restore");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&dest) && err.contains("not empty"), "{err}");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let out = home.run(&["restore", "-j", "2", "pg", "latest", &dest]);
+    assert!(out.contains("Crash recovery replays"), "{out}");
+    r.adopt_data_dir("").expect("adopt");
+    r.start().expect("start");
+    r.wait_for_recovery_end(Duration::from_secs(60))
+        .expect("ready");
+    assert_eq!(
+        r.query_value("SELECT count(*) FROM t").expect("count"),
+        "6000"
+    );
+}
