@@ -18,7 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -82,7 +82,6 @@ struct OpenSegment {
 pub struct Receiver {
     cfg: ReceiverConfig,
     stop: Arc<AtomicBool>,
-    seg: Option<SegmentSize>,
 }
 
 fn other(msg: String) -> ArchiveError {
@@ -92,11 +91,7 @@ fn other(msg: String) -> ArchiveError {
 impl Receiver {
     /// A receiver; set `stop` to end it cleanly (signals do so in the CLI).
     pub fn new(cfg: ReceiverConfig, stop: Arc<AtomicBool>) -> Receiver {
-        Receiver {
-            cfg,
-            stop,
-            seg: None,
-        }
+        Receiver { cfg, stop }
     }
 
     /// Runs until stopped: sessions with reconnection and exponential backoff. Errors that
@@ -159,7 +154,6 @@ impl Receiver {
             .map_err(SessionError::Fatal)?,
         }
         let seg = conn.wal_segment_size().await.map_err(retry)?;
-        self.seg = Some(seg);
         if let Some(slot) = self.cfg.slot.clone()
             && self.cfg.create_slot
         {
@@ -494,17 +488,4 @@ enum SessionError {
 
 fn retry(e: PgError) -> SessionError {
     SessionError::Retry(crate::error::chain(&e))
-}
-
-/// The directory in which a receiver writes (for tests and status).
-pub fn streaming_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }

@@ -3,7 +3,7 @@
 //! WAL check that moves a backup from WAITING_FOR_WALS to DONE, and recovery from a
 //! backup process that died.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use barkeep_archive::ServerArchive;
 use barkeep_archive::lock::LockFile;
@@ -187,28 +187,6 @@ impl Catalog {
 /// The WAL segment holding the byte before `lsn` (PostgreSQL's `pg_walfile_name`).
 pub fn segment_before(lsn: Lsn, seg: SegmentSize) -> u64 {
     Lsn(lsn.0.saturating_sub(1)).segno(seg)
-}
-
-/// Size of a directory tree in bytes (regular files; hard links counted per path).
-pub fn tree_size(root: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file() {
-                total += m.len();
-            }
-        }
-    }
-    total
 }
 
 #[cfg(test)]

@@ -102,6 +102,16 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// The name of the effective user, for error messages.
+fn current_user() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
 /// The destination must not exist or be empty; it is created with mode 0700.
 fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
     if dest.exists() {
@@ -114,11 +124,7 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
         }
     }
     fs::create_dir_all(dest).map_err(|e| {
-        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+        let user = current_user();
         BackupError::Other(format!(
             "cannot create {what} `{}` as user `{user}`: {e}",
             dest.display()
@@ -128,11 +134,7 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
     // Writable by us?
     let probe = dest.join(".barkeep-write-test");
     fs::write(&probe, b"").map_err(|e| {
-        let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_default();
+        let user = current_user();
         BackupError::Other(format!(
             "{what} `{}` is not writable by user `{user}`: {e}",
             dest.display()
@@ -578,7 +580,6 @@ fn copy_wal(
     let mut count = 0;
     let db = barkeep_archive::xlogdb::read(&archive.xlogdb())?;
     let mut names: Vec<String> = db.into_iter().map(|e| e.name).collect();
-    // Files archived after the catalog was read, and the streaming directory's newest partial.
     names.sort();
     names.dedup();
     let mut wanted: Vec<String> = Vec::new();

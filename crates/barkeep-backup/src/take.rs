@@ -25,7 +25,7 @@ use barkeep_pg::{Connection, PgError};
 use barkeep_wal::{Lsn, SegmentSize};
 use bytes::Bytes;
 
-use crate::catalog::{Catalog, segment_before, tree_size};
+use crate::catalog::{Catalog, segment_before};
 use crate::error::{BackupError, Result};
 use crate::extract::{ChannelReader, Previous, Unpack, Unpacked, fsync_dirs, store, unpack};
 use crate::info::{
@@ -131,12 +131,8 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
         info.set("backup_name", n.clone());
     }
     info.save(&cat.info_path(&id))?;
-    let started = Instant::now();
     match run(cat, archive, req, &mut info).await {
-        Ok(()) => {
-            let _ = started;
-            Ok(info)
-        }
+        Ok(()) => Ok(info),
         Err(e) => {
             let msg = barkeep_archive::error::chain(&e);
             tracing::error!(server = %cat.server, "backup {id} failed: {msg}");
@@ -203,16 +199,8 @@ async fn run(
             })
         })
         .collect();
-    info.set(
-        "tablespaces",
-        if tablespaces.is_empty() {
-            "None".to_string()
-        } else {
-            tablespaces_repr(&tablespaces)
-        },
-    );
-    if tablespaces.is_empty() {
-        info.clear("tablespaces");
+    if !tablespaces.is_empty() {
+        info.set("tablespaces", tablespaces_repr(&tablespaces));
     }
     if let Some(size) = sql
         .query_value(
@@ -412,8 +400,7 @@ async fn run(
                         }
                     }
                 };
-                let oid = tablespace.oid;
-                let handle = std::thread::spawn(move || job.run(rx, oid));
+                let handle = std::thread::spawn(move || job.run(rx));
                 current = Some((tx, handle));
             }
             BackupEvent::ArchiveData(d) => {
@@ -484,7 +471,7 @@ async fn run(
         }
         let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
         for s in &sinks {
-            if let Sink::Unpacked { unpacked: u, .. } = s {
+            if let Sink::Unpacked(u) = s {
                 size += u.bytes;
                 linked += u.linked_bytes;
                 seen.extend(u.crcs.clone());
@@ -522,18 +509,17 @@ async fn run(
         fsync_dirs(&root)?;
     } else {
         for s in &sinks {
-            if let Sink::Stored { bytes, .. } = s {
+            if let Sink::Stored(bytes) = s {
                 size += bytes;
             }
         }
         size += std::fs::metadata(&manifest_path)
             .map(|m| m.len())
             .unwrap_or(0);
-        if let Format::Tar { codec, server, .. } = &req.format
+        if let Format::Tar { codec, .. } = &req.format
             && codec != "none"
         {
             info.set("compression", codec.clone());
-            let _ = server;
         }
         fsync_dirs(&root)?;
     }
@@ -660,18 +646,12 @@ enum Job {
 /// What a finished archive writer produced.
 #[derive(Debug)]
 enum Sink {
-    Unpacked {
-        unpacked: Unpacked,
-        _oid: Option<u32>,
-    },
-    Stored {
-        bytes: u64,
-        _dest: PathBuf,
-    },
+    Unpacked(Unpacked),
+    Stored(u64),
 }
 
 impl Job {
-    fn run(self, rx: ChannelReader, oid: Option<u32>) -> Result<Sink> {
+    fn run(self, rx: ChannelReader) -> Result<Sink> {
         match self {
             Job::Unpack(u, name) => {
                 // With server-side compression the archive name says the codec.
@@ -680,21 +660,13 @@ impl Job {
                 let unpacked = unpack(&mut reader, &u)?;
                 // Drain what follows the end-of-archive blocks.
                 let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                Ok(Sink::Unpacked {
-                    unpacked,
-                    _oid: oid,
-                })
+                Ok(Sink::Unpacked(unpacked))
             }
             Job::Store { dest, codec } => {
                 let c = codec.as_ref().map(|(c, l, w)| (c.as_str(), *l, *w));
                 let bytes = store(rx, &dest, c)?;
-                Ok(Sink::Stored { bytes, _dest: dest })
+                Ok(Sink::Stored(bytes))
             }
         }
     }
-}
-
-/// Total disk size of a backup directory.
-pub fn backup_disk_size(cat: &Catalog, id: &str) -> u64 {
-    tree_size(&cat.backup_root(id))
 }

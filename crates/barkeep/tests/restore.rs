@@ -107,6 +107,25 @@ fn scenario(pg: &PgInstall) -> Scenario {
     }
 }
 
+/// A cluster that was never started, with its data directory removed: a restore target.
+fn empty_target(pg: &PgInstall) -> (Cluster, String) {
+    let r = ClusterBuilder::new(pg).create().expect("create target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty the target");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    (r, dest)
+}
+
+/// Tablespace locations outside the data directory belong to the server's user too.
+fn chown_tablespaces(r: &Cluster) {
+    if let Ok(rd) = std::fs::read_dir(r.data_dir().join("pg_tblspc")) {
+        for e in rd.flatten() {
+            if let Ok(target) = std::fs::read_link(e.path()) {
+                r.os_user().chown_tree(&target).expect("chown tablespace");
+            }
+        }
+    }
+}
+
 /// Restores with `args` into a fresh cluster's data directory, starts it, waits for
 /// recovery to end, returns the marker ids present.
 fn restore_and_count(
@@ -115,9 +134,7 @@ fn restore_and_count(
     args: &[&str],
     extra_conf: &str,
 ) -> (Cluster, Vec<i32>) {
-    let mut r = ClusterBuilder::new(pg).create().expect("create target");
-    std::fs::remove_dir_all(r.data_dir()).expect("empty the target");
-    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let (mut r, dest) = empty_target(pg);
     // The original tablespace location is in use by the source cluster.
     let ts = format!("ts1:{}", r.root().join("ts1").display());
     let mut full = vec!["restore"];
@@ -130,14 +147,7 @@ fn restore_and_count(
     assert!(out.contains("successfully prepared for recovery"), "{out}");
     assert!(out.contains("Next steps"), "{out}");
     r.adopt_data_dir(extra_conf).expect("adopt");
-    // Tablespace locations outside the data directory belong to the server's user too.
-    if let Ok(rd) = std::fs::read_dir(r.data_dir().join("pg_tblspc")) {
-        for e in rd.flatten() {
-            if let Ok(target) = std::fs::read_link(e.path()) {
-                r.os_user().chown_tree(&target).expect("chown tablespace");
-            }
-        }
-    }
+    chown_tablespaces(&r);
     r.start().expect("start restored cluster");
     r.wait_for_recovery_end(Duration::from_secs(120))
         .expect("recovery ends");
@@ -315,9 +325,7 @@ fn tablespace_relocation_get_wal_and_missing_wal() {
         .expect("a segment after the backup")
         .clone();
     std::fs::remove_file(s.home.archived_path(&victim)).expect("remove a segment");
-    let r = ClusterBuilder::new(&pg).create().expect("create target");
-    std::fs::remove_dir_all(r.data_dir()).expect("empty");
-    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let (r, dest) = empty_target(&pg);
     let ts = format!("ts1:{}", r.root().join("ts1").display());
     for mode in ["--no-get-wal", "--get-wal"] {
         let out = s
@@ -454,9 +462,7 @@ fn restore_follows_a_promotion_to_timeline_2() {
     kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     home.run(&["archive-wal", "pg"]);
 
-    let mut r = ClusterBuilder::new(&pg).create().expect("target");
-    std::fs::remove_dir_all(r.data_dir()).expect("empty");
-    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let (mut r, dest) = empty_target(&pg);
     let out = home.run(&["restore", "--target-tli", "latest", "pg", "base", &dest]);
     assert!(out.contains("prepared for recovery"), "{out}");
     // The restored copy must not think it is still the old standby.
@@ -563,9 +569,7 @@ fn remote_restore_over_ssh() {
     };
     let mut s = scenario(&pg);
     let m = s.markers.clone();
-    let mut r = ClusterBuilder::new(&pg).create().expect("target");
-    std::fs::remove_dir_all(r.data_dir()).expect("empty");
-    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let (mut r, dest) = empty_target(&pg);
     let ts = format!("ts1:{}", r.root().join("ts-remote").display());
     let ssh = sshd.command();
     let out = s.home.run(&[

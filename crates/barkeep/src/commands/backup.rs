@@ -209,7 +209,11 @@ fn backup_one(
                 ));
                 std::thread::sleep(Duration::from_secs(sleep));
             }
-            Err(e) => return Err(Failure::from(anyhow!(e))),
+            Err(e) => {
+                return Err(Failure::from(
+                    anyhow!(e).context(format!("backup of server `{}` failed", s.name)),
+                ));
+            }
         }
     };
     out.line(&format!(

@@ -81,6 +81,14 @@ pub(crate) fn conn_params(
     Ok(p)
 }
 
+/// A SQL connection to the server (`conninfo`).
+pub(crate) async fn connect_sql(s: &ServerConfig) -> Result<Connection, Failure> {
+    let params = conn_params(s, "conninfo", false, None)?;
+    Ok(Connection::connect(&params)
+        .await
+        .with_context(|| format!("server `{}`", s.name))?)
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -443,10 +451,7 @@ pub fn switch_wal(
     let rt = runtime()?;
     for s in servers {
         let result: Result<(), Failure> = rt.block_on(async {
-            let params = conn_params(s, "conninfo", false, None)?;
-            let mut conn = Connection::connect(&params)
-                .await
-                .with_context(|| format!("server `{}`", s.name))?;
+            let mut conn = connect_sql(s).await?;
             if conn.is_in_recovery().await.map_err(|e| anyhow!(e))? {
                 return Err(Failure::from(anyhow!(
                     "No switch performed because server '{}' is a standby.",
@@ -539,10 +544,7 @@ pub fn replication_status(
     let rt = runtime()?;
     for s in servers {
         let result: Result<(), Failure> = rt.block_on(async {
-            let params = conn_params(s, "conninfo", false, None)?;
-            let mut conn = Connection::connect(&params)
-                .await
-                .with_context(|| format!("server `{}`", s.name))?;
+            let mut conn = connect_sql(s).await?;
             let standby = conn.is_in_recovery().await.map_err(|e| anyhow!(e))?;
             let current = if standby {
                 None
