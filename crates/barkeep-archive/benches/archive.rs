@@ -90,12 +90,9 @@ fn main() {
             hooks: None,
         };
         a.create_directories().expect("dirs");
-        Identity {
-            systemid: sysid.clone(),
-            version: pg.major,
-        }
-        .save(&a.identity_file)
-        .expect("identity");
+        Identity::new(sysid.clone(), pg.major)
+            .save(&a.identity_file)
+            .expect("identity");
         for f in &files {
             std::fs::copy(wal.join(f), a.incoming.join(f)).expect("copy");
         }

@@ -17,6 +17,8 @@
 //! validation and compression run on every core; files are committed in name order.
 
 use std::fs::File;
+
+use serde::Deserialize;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -28,16 +30,43 @@ use crate::names::WalName;
 use crate::validate::{Expect, validate_segment};
 use crate::xlogdb::{self, XlogEntry};
 
-/// `identity.json`: `{"systemid": "...", "version": <major>}`.
+/// `identity.json`: `{"systemid": "...", "version": "<major>"}`. Barman writes the major
+/// as a string (`"15"`; `"9.6"` before 10) and so does barkeep; a number (what barkeep
+/// 0.1 wrote) is read too.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     /// System identifier, as text.
+    #[serde(deserialize_with = "text_or_number")]
     pub systemid: String,
-    /// Server major version.
-    pub version: u32,
+    /// Server major version, as Barman writes it (`"15"`).
+    #[serde(deserialize_with = "text_or_number")]
+    pub version: String,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or a number, found {other}"
+        ))),
+    }
 }
 
 impl Identity {
+    /// The identity of a server of major `major` (`15`, from `server_version_num / 10000`).
+    pub fn new(systemid: impl Into<String>, major: u32) -> Identity {
+        Identity {
+            systemid: systemid.into(),
+            version: major.to_string(),
+        }
+    }
+
+    /// The major as a number (`None` for a pre-10 `"9.6"` or anything unexpected).
+    pub fn major(&self) -> Option<u32> {
+        self.version.trim().parse().ok()
+    }
+
     /// Reads `identity.json`, `None` when absent.
     pub fn load(path: &Path) -> Result<Option<Identity>> {
         match std::fs::read(path) {
@@ -52,12 +81,13 @@ impl Identity {
         }
     }
 
-    /// Writes it as Barman does (indent 4, sorted keys, trailing newline), atomically.
+    /// Writes it as Barman does (`json.dump(indent=4, sort_keys=True)` and a newline),
+    /// atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = format!(
             "{{\n    \"systemid\": {},\n    \"version\": {}\n}}\n",
             serde_json::Value::String(self.systemid.clone()),
-            self.version
+            serde_json::Value::String(self.version.clone())
         );
         durable::write_file_atomic(path, text.as_bytes())
     }
@@ -155,7 +185,7 @@ pub enum Outcome {
     },
 }
 
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     // Barman: `%Y%m%dT%H%M%SZ` in UTC.
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,6 +315,10 @@ enum Step {
 impl ServerArchive {
     /// Creates the server's directories (as Barman does before any WAL operation).
     pub fn create_directories(&self) -> Result<()> {
+        if let Some(parent) = self.identity_file.parent() {
+            durable::create_dir_all_durable(parent)?;
+            durable::apply_dir_access(parent, false)?;
+        }
         for d in [
             &self.wals,
             &self.incoming,
@@ -293,9 +327,9 @@ impl ServerArchive {
             &self.xlogdb_dir,
         ] {
             durable::create_dir_all_durable(d)?;
-        }
-        if let Some(parent) = self.identity_file.parent() {
-            durable::create_dir_all_durable(parent)?;
+            // With `catalog_group`, a local `archive_command` run by a member of the group
+            // delivers into `incoming/`.
+            durable::apply_dir_access(d, *d == self.incoming)?;
         }
         Ok(())
     }
@@ -341,7 +375,7 @@ impl ServerArchive {
                     segno: parsed.segno,
                     segment_size: seg,
                     system_id: identity.and_then(|i| i.systemid.parse().ok()),
-                    major: identity.map(|i| i.version),
+                    major: identity.and_then(Identity::major),
                     complete: matches!(name, WalName::Segment(_)),
                 };
                 validate_segment(&mut r, &expect)
@@ -405,7 +439,7 @@ impl ServerArchive {
             // copied so that the source can be removed only after the commit.
             let temp = durable::temp_path(&dest);
             let mut input = open(&source)?;
-            let mut out = File::create(&temp).map_err(|e| ArchiveError::io("create", &temp, e))?;
+            let mut out = durable::create_private(&temp)?;
             std::io::copy(&mut input, &mut out)
                 .and_then(|_| out.sync_all())
                 .map_err(|e| ArchiveError::io("copy into", &temp, e))?;
@@ -419,7 +453,7 @@ impl ServerArchive {
         }
         let temp = durable::temp_path(&dest);
         let mut input = BufReader::with_capacity(256 * 1024, open(&source)?);
-        let out = File::create(&temp).map_err(|e| ArchiveError::io("create", &temp, e))?;
+        let out = durable::create_private(&temp)?;
         let mut w = std::io::BufWriter::with_capacity(256 * 1024, out);
         let res = want
             .compress(self.level, &mut input, &mut w)
@@ -657,12 +691,9 @@ pub(crate) mod tests {
         for dir in [&a.incoming, &a.streaming] {
             std::fs::create_dir_all(dir).expect("mkdir");
         }
-        Identity {
-            systemid: "42".into(),
-            version: 15,
-        }
-        .save(&a.identity_file)
-        .expect("identity");
+        Identity::new("42", 15)
+            .save(&a.identity_file)
+            .expect("identity");
         (d, a)
     }
 
@@ -801,16 +832,29 @@ pub(crate) mod tests {
     fn identity_json_as_barman_writes_it() {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("identity.json");
-        let id = Identity {
-            systemid: "7711773420910049781".into(),
-            version: 15,
-        };
+        let id = Identity::new("7711773420910049781", 15);
         id.save(&p).expect("save");
+        // Byte for byte what Barman 3.x writes (json.dump, indent 4, sorted keys).
         assert_eq!(
             std::fs::read_to_string(&p).expect("read"),
-            "{\n    \"systemid\": \"7711773420910049781\",\n    \"version\": 15\n}\n"
+            "{\n    \"systemid\": \"7711773420910049781\",\n    \"version\": \"15\"\n}\n"
         );
+        assert_eq!(Identity::load(&p).expect("load"), Some(id.clone()));
+        // What barkeep 0.1 wrote (a number) is read too.
+        std::fs::write(
+            &p,
+            "{\"systemid\": \"7711773420910049781\", \"version\": 15}",
+        )
+        .expect("w");
         assert_eq!(Identity::load(&p).expect("load"), Some(id));
+        // Before PostgreSQL 10 Barman wrote "9.6": read, no numeric major.
+        std::fs::write(&p, "{\"systemid\": \"1\", \"version\": \"9.6\"}").expect("w");
+        assert_eq!(
+            Identity::load(&p).expect("load").expect("some").major(),
+            None
+        );
+        std::fs::write(&p, "{\"systemid\": \"1\", \"version\": []}").expect("w");
+        assert!(Identity::load(&p).is_err());
     }
 
     #[test]

@@ -1,12 +1,106 @@
-//! Crash-safe file operations: data is written to a temporary name in the destination
-//! directory, fsynced, renamed into place, and the directory fsynced — so after a crash a
-//! file is either absent or complete, never torn.
+//! Crash-safe, private file operations: data is written to a temporary name in the
+//! destination directory, fsynced, renamed into place, and the directory fsynced — so
+//! after a crash a file is either absent or complete, never torn.
+//!
+//! The catalog holds every row of every database (base backups include `pg_authid`), so
+//! what barkeep creates is private whatever the umask: files 0600, directories 0700. With
+//! [`set_group_access`] (the `catalog_group` setting) a group may read — files 0640,
+//! directories 2750 owned by that group, so that what is created inside inherits it — and
+//! write `incoming/` (2770) for a local `archive_command`; never the world.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::error::{ArchiveError, Result};
+
+/// The group that may read the catalog, when one was set for this process.
+static GROUP: OnceLock<Option<nix::unistd::Gid>> = OnceLock::new();
+
+fn group() -> Option<nix::unistd::Gid> {
+    GROUP.get().copied().flatten()
+}
+
+/// Sets the process-wide access policy, once, before any file is created: the process
+/// umask becomes 077 (or 027 with a group), so that files created by any code path — tar
+/// extraction, logs, third-party crates — are private too. A later call keeps the first
+/// policy and returns false.
+pub fn set_group_access(gid: Option<nix::unistd::Gid>) -> bool {
+    let first = GROUP.set(gid).is_ok();
+    let mask = if group().is_some() { 0o027 } else { 0o077 };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    first
+}
+
+/// The permission bits barkeep never grants: group and other (077), or only other and
+/// group write (027) when a group may read.
+pub fn forbidden_bits() -> u32 {
+    if group().is_some() { 0o027 } else { 0o077 }
+}
+
+/// Mode of the files barkeep creates: 0600, or 0640 with a group.
+pub fn file_mode() -> u32 {
+    0o666 & !forbidden_bits() & !0o111
+}
+
+/// Mode of the directories barkeep creates: 0700, or 2750 (setgid) with a group.
+pub fn dir_mode() -> u32 {
+    if group().is_some() { 0o2750 } else { 0o700 }
+}
+
+/// Creates (truncating) a private file for writing.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(file_mode())
+        .open(path)
+        .map_err(|e| ArchiveError::io("create", path, e))
+}
+
+/// Applies the group policy to a directory: with a group, gives it that group and mode
+/// 2750 (`writable`: 2770, for `incoming/`); without a group, nothing (barkeep creates
+/// directories 0700). A directory already right is left alone; one owned by another user
+/// that this process may not change is reported once in the log and left as it is.
+pub fn apply_dir_access(dir: &Path, writable: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(gid) = group() else {
+        return Ok(());
+    };
+    let mode = if writable { 0o2770 } else { 0o2750 };
+    let meta = fs::metadata(dir).map_err(|e| ArchiveError::io("stat", dir, e))?;
+    if meta.gid() == gid.as_raw() && meta.mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    let changed = nix::unistd::chown(dir, None, Some(gid))
+        .map_err(io::Error::from)
+        .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(mode)));
+    match changed {
+        Ok(()) => Ok(()),
+        Err(e) if meta.uid() != nix::unistd::geteuid().as_raw() => {
+            tracing::warn!(
+                "cannot give `{}` group {gid} and mode {mode:o} (catalog_group): {e}; it belongs to UID {}",
+                dir.display(),
+                meta.uid()
+            );
+            Ok(())
+        }
+        Err(e) => Err(ArchiveError::io(
+            format!("give group {gid} and mode {mode:o} (catalog_group) to"),
+            dir,
+            e,
+        )),
+    }
+}
+
+/// Narrows a mode that came from elsewhere (a tar header, a source file) to what barkeep
+/// grants.
+pub fn private_mode(mode: u32) -> u32 {
+    mode & 0o7777 & !forbidden_bits()
+}
 
 /// fsyncs a directory so that entries created, renamed or removed in it survive a crash.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
@@ -23,11 +117,12 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
     if let Some(parent) = dir.parent() {
         create_dir_all_durable(parent)?;
     }
-    match fs::create_dir(dir) {
+    match fs::DirBuilder::new().mode(dir_mode() & 0o777).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(ArchiveError::io("create directory", dir, e)),
     }
+    apply_dir_access(dir, false)?;
     if let Some(parent) = dir.parent() {
         fsync_dir(parent)?;
     }
@@ -49,12 +144,7 @@ pub fn temp_path(dest: &Path) -> PathBuf {
 pub fn write_atomic(dest: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
     let tmp = temp_path(dest);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| ArchiveError::io("create", &tmp, e))?;
+        let mut f = create_private(&tmp)?;
         write(&mut f).map_err(|e| ArchiveError::io("write", &tmp, e))?;
         f.flush().map_err(|e| ArchiveError::io("write", &tmp, e))?;
         f.sync_all()
@@ -103,6 +193,26 @@ pub fn remove_durable(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_and_directories_are_private_whatever_the_umask() {
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("a/b");
+        create_dir_all_durable(&d).expect("mkdir");
+        let f = d.join("f");
+        write_file_atomic(&f, b"secret").expect("write");
+        let g = d.join("g");
+        create_private(&g).expect("create");
+        nix::sys::stat::umask(old);
+        let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&f), 0o600);
+        assert_eq!(mode(&g), 0o600);
+        assert_eq!(private_mode(0o755), 0o700);
+        assert_eq!(private_mode(0o644), 0o600);
+    }
 
     #[test]
     fn atomic_write_replaces_or_leaves_untouched() {

@@ -2,6 +2,7 @@
 //! `archive_command` (Barman's `barman-wal-archive` tar stream).
 
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use sha2::Digest;
@@ -145,7 +146,12 @@ impl ServerArchive {
                 .incoming
                 .join(format!(".{name}.{}.put.tmp", std::process::id()));
             let res = (|| -> std::io::Result<(String, String)> {
-                let mut f = std::fs::File::create(&temp)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(durable::file_mode())
+                    .open(&temp)?;
                 let mut sha = sha2::Sha256::new();
                 let mut md5 = md5::Md5::new();
                 let mut buf = vec![0u8; 256 * 1024];

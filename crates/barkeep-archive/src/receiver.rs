@@ -2,8 +2,9 @@
 //! `pg_receivewal` does — so the files are byte-identical to its — and never acknowledges
 //! to PostgreSQL a byte that is not durable:
 //!
-//! - a segment is received into `NAME.partial`, pre-filled with zeros to the segment size
-//!   and fsynced (file and directory) before the first byte is written;
+//! - a segment is pre-filled with zeros to the segment size under a temporary name,
+//!   fsynced and renamed to `NAME.partial` (directory fsynced) before the first byte is
+//!   written, so a crash never leaves a short `.partial` (see [`prepare_partial`]);
 //! - when the segment is complete it is fsynced and renamed to `NAME` (directory fsynced);
 //! - the flush position reported to the server (which moves the slot's `restart_lsn`) is
 //!   the end of what is fsynced: segment ends, plus, when the server asks for a reply or in
@@ -18,7 +19,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct ReceiverConfig {
     pub streaming_dir: PathBuf,
     /// `wals_directory`: consulted for the start position.
     pub wals_dir: PathBuf,
+    /// `errors_directory`: where a damaged `.partial` is moved aside (never deleted).
+    pub errors_dir: PathBuf,
     /// `identity.json`: the system identifier the archive belongs to.
     pub identity_file: PathBuf,
     /// Replication connection (`replication=true`, `application_name` =
@@ -77,11 +80,24 @@ struct OpenSegment {
     synced: u64,
 }
 
+/// Called with the file name each time a segment (or a history file) is complete and
+/// durable in the streaming directory: the place to archive it at once.
+pub type OnComplete = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Receiver state across reconnections.
-#[derive(Debug)]
 pub struct Receiver {
     cfg: ReceiverConfig,
     stop: Arc<AtomicBool>,
+    on_complete: Option<OnComplete>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("cfg", &self.cfg)
+            .field("on_complete", &self.on_complete.is_some())
+            .finish()
+    }
 }
 
 fn other(msg: String) -> ArchiveError {
@@ -91,7 +107,24 @@ fn other(msg: String) -> ArchiveError {
 impl Receiver {
     /// A receiver; set `stop` to end it cleanly (signals do so in the CLI).
     pub fn new(cfg: ReceiverConfig, stop: Arc<AtomicBool>) -> Receiver {
-        Receiver { cfg, stop }
+        Receiver {
+            cfg,
+            stop,
+            on_complete: None,
+        }
+    }
+
+    /// Calls `f` after each completed segment or history file (it must not block: hand
+    /// the work to another thread).
+    pub fn on_complete(mut self, f: OnComplete) -> Receiver {
+        self.on_complete = Some(f);
+        self
+    }
+
+    fn completed(&self, name: &str) {
+        if let Some(f) = &self.on_complete {
+            f(name);
+        }
     }
 
     /// Runs until stopped: sessions with reconnection and exponential backoff. Errors that
@@ -146,12 +179,9 @@ impl Receiver {
                 ))));
             }
             Some(_) => {}
-            None => Identity {
-                systemid: id.system_id.to_string(),
-                version: major,
-            }
-            .save(&self.cfg.identity_file)
-            .map_err(SessionError::Fatal)?,
+            None => Identity::new(id.system_id.to_string(), major)
+                .save(&self.cfg.identity_file)
+                .map_err(SessionError::Fatal)?,
         }
         let seg = conn.wal_segment_size().await.map_err(retry)?;
         if let Some(slot) = self.cfg.slot.clone()
@@ -166,6 +196,7 @@ impl Receiver {
             }
         }
         durable::create_dir_all_durable(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
+        remove_stale_prefills(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
         let (mut tli, mut start) = self
             .start_position(&mut conn, id.timeline, id.xlogpos, seg)
             .await?;
@@ -275,6 +306,7 @@ impl Receiver {
         durable::write_file_atomic(&self.cfg.streaming_dir.join(&name), &h.content)
             .map_err(SessionError::Fatal)?;
         tracing::info!(server = %self.cfg.server, "stored {name}");
+        self.completed(&name);
         Ok(())
     }
 
@@ -282,42 +314,12 @@ impl Receiver {
         let name = seg.segment_name(tli, start.segno(seg));
         let final_name = self.cfg.streaming_dir.join(&name);
         let partial = self.cfg.streaming_dir.join(format!("{name}.partial"));
-        let existed = partial.exists();
+        prepare_partial(&partial, seg, &self.cfg.errors_dir, &self.cfg.server)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(&partial)
             .map_err(|e| ArchiveError::io("open", &partial, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| ArchiveError::io("stat", &partial, e))?
-            .len();
-        if len != 0 && len != seg.bytes() {
-            return Err(ArchiveError::InvalidWal {
-                path: partial,
-                reason: format!(
-                    "{len} bytes: a partial segment is either empty or pre-filled to {} bytes; move it away to resume",
-                    seg.bytes()
-                ),
-            });
-        }
-        if len == 0 {
-            let zeros = vec![0u8; 1 << 20];
-            let mut left = seg.bytes();
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])
-                    .map_err(|e| ArchiveError::io("pre-fill", &partial, e))?;
-                left -= n as u64;
-            }
-        }
-        file.sync_all()
-            .map_err(|e| ArchiveError::io("fsync", &partial, e))?;
-        if !existed || len == 0 {
-            durable::fsync_dir(&self.cfg.streaming_dir)?;
-        }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| ArchiveError::io("seek", &partial, e))?;
         Ok(OpenSegment {
@@ -463,7 +465,116 @@ impl Receiver {
         drop(cur.file);
         durable::rename_durable(&cur.partial, &cur.final_name)?;
         tracing::debug!(server = %self.cfg.server, "segment {} complete (from {})", cur.final_name.display(), cur.start);
+        if let Some(n) = cur.final_name.file_name() {
+            self.completed(&n.to_string_lossy());
+        }
         Ok(())
+    }
+}
+
+/// The name a segment is pre-filled under before it becomes `NAME.partial`. It starts
+/// with a dot and ends in `.tmp`, so `archive-wal` (and Barman's) never take it for WAL.
+fn prefill_path(partial: &Path) -> PathBuf {
+    let name = partial
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    partial.with_file_name(format!(".{name}.prefill.tmp"))
+}
+
+/// Removes pre-fill files left by a receiver that was killed while preparing a segment.
+/// They hold only zeros (WAL is written after the rename to `.partial`), so nothing of
+/// value goes.
+fn remove_stale_prefills(dir: &Path) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ArchiveError::io("list", dir, e)),
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with('.') && n.ends_with(".partial.prefill.tmp") {
+            tracing::info!(
+                "removing `{}`: a segment pre-fill interrupted by a crash",
+                e.path().display()
+            );
+            durable::remove_durable(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `partial` a segment-sized file ready to receive WAL, whatever a crash left:
+///
+/// - a full-size `.partial` is reused as it is (its segment is streamed again from the
+///   start, overwriting the same bytes);
+/// - otherwise the segment is pre-filled with zeros under a temporary name, fsynced and
+///   renamed to `.partial` (directory fsynced), so a crash never leaves a short `.partial`;
+/// - a short `.partial` (written by an older barkeep or another tool) that holds only
+///   zeros holds no WAL and is replaced; one with data is moved to `errors/` — never
+///   deleted — and the segment is streamed again from the server.
+pub fn prepare_partial(
+    partial: &Path,
+    seg: SegmentSize,
+    errors_dir: &Path,
+    server: &str,
+) -> Result<()> {
+    match std::fs::metadata(partial) {
+        Ok(m) if m.len() == seg.bytes() => {
+            return durable::fsync_file(partial);
+        }
+        Ok(m) => {
+            let len = m.len();
+            if holds_only_zeros(partial)? {
+                tracing::warn!(server = %server, "`{}` is {len} bytes of zeros (a pre-fill cut short by a crash): it holds no WAL; preparing it again", partial.display());
+                durable::remove_durable(partial)?;
+            } else {
+                durable::create_dir_all_durable(errors_dir)?;
+                let name = partial
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let dest = errors_dir.join(format!("{name}.{}.short", crate::archive::timestamp()));
+                tracing::error!(server = %server, "`{}` is {len} bytes, not a whole segment, and holds data: moved to `{}`; the segment is streamed again from the server", partial.display(), dest.display());
+                durable::rename_durable(partial, &dest)?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ArchiveError::io("stat", partial, e)),
+    }
+    let tmp = prefill_path(partial);
+    let result = (|| {
+        let mut file = durable::create_private(&tmp)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = seg.bytes();
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])
+                .map_err(|e| ArchiveError::io("pre-fill", &tmp, e))?;
+            left -= n as u64;
+        }
+        file.sync_all()
+            .map_err(|e| ArchiveError::io("fsync", &tmp, e))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    durable::rename_durable(&tmp, partial)
+}
+
+fn holds_only_zeros(path: &Path) -> Result<bool> {
+    let mut f = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n =
+            std::io::Read::read(&mut f, &mut buf).map_err(|e| ArchiveError::io("read", path, e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
     }
 }
 
@@ -488,4 +599,45 @@ enum SessionError {
 
 fn retry(e: PgError) -> SessionError {
     SessionError::Retry(crate::error::chain(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_partial_recovers_from_every_crash_state() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let seg = SegmentSize::new(1 << 20).expect("1 MiB segments");
+        let errors = d.path().join("errors");
+        let p = d.path().join("000000010000000000000003.partial");
+        // Nothing there: prepared under a temporary name, renamed whole.
+        prepare_partial(&p, seg, &errors, "pg").expect("fresh");
+        assert_eq!(std::fs::metadata(&p).expect("stat").len(), seg.bytes());
+        assert!(!prefill_path(&p).exists());
+        // A whole partial with WAL in it is kept as it is.
+        std::fs::write(&p, vec![7u8; seg.bytes() as usize]).expect("w");
+        prepare_partial(&p, seg, &errors, "pg").expect("whole");
+        assert_eq!(std::fs::read(&p).expect("r")[0], 7);
+        // Half a pre-fill (zeros): no WAL, prepared again.
+        std::fs::write(&p, vec![0u8; 4096]).expect("w");
+        prepare_partial(&p, seg, &errors, "pg").expect("zeros");
+        assert_eq!(std::fs::metadata(&p).expect("stat").len(), seg.bytes());
+        assert!(!errors.exists());
+        // A short file with data: moved aside, never deleted.
+        std::fs::write(&p, vec![1u8; 4096]).expect("w");
+        prepare_partial(&p, seg, &errors, "pg").expect("data");
+        let kept: Vec<_> = std::fs::read_dir(&errors)
+            .expect("errors")
+            .flatten()
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(std::fs::read(kept[0].path()).expect("r"), vec![1u8; 4096]);
+        assert!(kept[0].file_name().to_string_lossy().ends_with(".short"));
+        // A pre-fill interrupted by a crash is removed at the next start.
+        std::fs::write(prefill_path(&p), vec![0u8; 10]).expect("w");
+        remove_stale_prefills(d.path()).expect("sweep");
+        assert!(!prefill_path(&p).exists());
+        assert!(p.exists());
+    }
 }

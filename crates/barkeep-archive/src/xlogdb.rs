@@ -5,6 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::codec::Codec;
@@ -117,6 +118,7 @@ pub fn append(path: &Path, entries: &[XlogEntry]) -> Result<()> {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(crate::durable::file_mode())
         .open(path)
         .map_err(|e| ArchiveError::io("open", path, e))?;
     let mut text = String::new();

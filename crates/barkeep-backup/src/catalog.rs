@@ -126,19 +126,23 @@ impl Catalog {
         Ok(failed)
     }
 
-    /// Re-evaluates a WAITING_FOR_WALS (or DONE) backup against the WAL archive: DONE when
-    /// every segment from `begin_wal` to `end_wal` is archived; FAILED when one is missing
-    /// while later WAL is archived; else unchanged. Saves and returns the new status.
-    pub fn check_backup(&self, b: &mut BackupInfo, archive: &ServerArchive) -> Result<Status> {
-        if !matches!(b.status(), Status::WaitingForWals | Status::Done) {
-            return Ok(b.status());
-        }
+    /// The first segment from `begin_wal` to `end_wal` that is not in the archive (`None`
+    /// when all are there, or when the backup does not say which WAL it needs).
+    pub fn first_missing_wal(
+        &self,
+        b: &BackupInfo,
+        archive: &ServerArchive,
+    ) -> Result<Option<String>> {
+        Ok(self.wal_check(b, archive)?.and_then(|c| c.missing))
+    }
+
+    fn wal_check(&self, b: &BackupInfo, archive: &ServerArchive) -> Result<Option<WalCheck>> {
         let (Some(begin), Some(end), Some(size)) = (
             b.get("begin_wal"),
             b.get("end_wal"),
             b.int("xlog_segment_size"),
         ) else {
-            return Ok(b.status());
+            return Ok(None);
         };
         let seg = SegmentSize::new(size as u64).map_err(|e| BackupError::Catalog(e.to_string()))?;
         let first = seg
@@ -159,22 +163,31 @@ impl Catalog {
                 break;
             }
         }
-        let new = match missing {
+        // Later WAL archived: a gap will never fill.
+        let later = present(last.tli, last.segno + 1) || present(last.tli, last.segno + 2);
+        Ok(Some(WalCheck { missing, later }))
+    }
+
+    /// Re-evaluates a WAITING_FOR_WALS (or DONE) backup against the WAL archive: DONE when
+    /// every segment from `begin_wal` to `end_wal` is archived; FAILED when one is missing
+    /// while later WAL is archived; else unchanged. Saves and returns the new status.
+    pub fn check_backup(&self, b: &mut BackupInfo, archive: &ServerArchive) -> Result<Status> {
+        if !matches!(b.status(), Status::WaitingForWals | Status::Done) {
+            return Ok(b.status());
+        }
+        let Some(check) = self.wal_check(b, archive)? else {
+            return Ok(b.status());
+        };
+        let new = match check.missing {
             None => Status::Done,
-            Some(m) => {
-                // Later WAL archived: the gap will never fill.
-                if present(last.tli, last.segno + 1) || present(last.tli, last.segno + 2) {
-                    b.set(
-                        "error",
-                        format!(
-                            "At least one WAL file is missing. The first missing WAL file is {m}"
-                        ),
-                    );
-                    Status::Failed
-                } else {
-                    Status::WaitingForWals
-                }
+            Some(m) if check.later => {
+                b.set(
+                    "error",
+                    format!("At least one WAL file is missing. The first missing WAL file is {m}"),
+                );
+                Status::Failed
             }
+            Some(_) => Status::WaitingForWals,
         };
         if new != b.status() {
             b.set_status(new);
@@ -182,6 +195,45 @@ impl Catalog {
         }
         Ok(new)
     }
+
+    /// Moves every WAITING_FOR_WALS backup whose WAL is now archived to DONE (or FAILED
+    /// when a segment is missing for good). Called after WAL is archived, so that a backup
+    /// is usable as soon as its end segment is. Returns the backups that changed.
+    pub fn promote_waiting(&self, archive: &ServerArchive) -> Result<Vec<(String, Status)>> {
+        let mut changed = Vec::new();
+        // While a backup process runs (its lock is held) it owns the backup.info files it
+        // writes and checks its own WAL; promoting then could overwrite a newer copy.
+        if LockFile::holder(&self.lock_dir, &self.server, "backup").is_some() {
+            return Ok(changed);
+        }
+        for mut b in self.list()? {
+            if b.status() != Status::WaitingForWals {
+                continue;
+            }
+            let st = self.check_backup(&mut b, archive)?;
+            if st != Status::WaitingForWals {
+                match st {
+                    Status::Done => {
+                        tracing::info!(server = %self.server, "backup {} is DONE: its WAL is archived", b.backup_id)
+                    }
+                    _ => {
+                        tracing::error!(server = %self.server, "backup {} is {}: {}", b.backup_id, st.as_str(), b.get("error").unwrap_or(""))
+                    }
+                }
+                changed.push((b.backup_id.clone(), st));
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// What [`Catalog::wal_check`] found.
+#[derive(Debug)]
+struct WalCheck {
+    /// The first segment of the backup's range not archived.
+    missing: Option<String>,
+    /// Whether WAL after the backup's end is archived.
+    later: bool,
 }
 
 /// The WAL segment holding the byte before `lsn` (PostgreSQL's `pg_walfile_name`).

@@ -9,7 +9,7 @@
 //! manifest once it arrives: a byte damaged in transit fails the backup.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -138,11 +138,15 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
             continue;
         }
         let dest = u.root.join(&rel);
-        let mode = entry.header().mode().unwrap_or(0o600) & 0o7777;
+        // barkeep's modes, not the header's: 0600/0700 (or `catalog_group`'s 0640/2750).
+        let mode = barkeep_archive::durable::file_mode();
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             fs::create_dir_all(&dest).map_err(|e| BackupError::io("create directory", &dest, e))?;
-            let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode | 0o700));
+            let _ = fs::set_permissions(
+                &dest,
+                fs::Permissions::from_mode(barkeep_archive::durable::dir_mode()),
+            );
             continue;
         }
         if kind.is_symlink() {
@@ -232,7 +236,7 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
 /// comes (server-side compression or no compression). Returns the stored size.
 pub fn store(mut input: impl Read, dest: &Path, codec: Option<(&str, i32, u32)>) -> Result<u64> {
     let tmp = barkeep_archive::durable::temp_path(dest);
-    let f = File::create(&tmp).map_err(|e| BackupError::io("create", &tmp, e))?;
+    let f = barkeep_archive::durable::create_private(&tmp)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, f);
     let res: io::Result<()> = (|| {
         match codec {

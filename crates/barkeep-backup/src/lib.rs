@@ -6,8 +6,10 @@
 //! - [`manifest`]: `backup_manifest` parsing and native verification;
 //! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication;
 //! - [`catalog`]: listing, shortcuts, WAL checks, interrupted backups;
+//! - [`archiver`]: archiving as segments complete, promoting waiting backups;
 //! - [`take`]: the backup itself.
 
+pub mod archiver;
 pub mod catalog;
 pub mod error;
 pub mod extract;

@@ -178,8 +178,17 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
                     let Some((from, to)) = files.get(i) else {
                         break;
                     };
+                    // fs::copy gives the copy the source's mode: narrow it (a catalog
+                    // written by Barman under a 022 umask holds 0644 files).
                     let r = fs::copy(from, to)
-                        .and_then(|_| fs::File::open(to).and_then(|f| f.sync_all()))
+                        .and_then(|_| {
+                            let mode = fs::metadata(to)?.permissions().mode();
+                            let private = barkeep_archive::durable::private_mode(mode);
+                            if private != mode & 0o7777 {
+                                fs::set_permissions(to, fs::Permissions::from_mode(private))?;
+                            }
+                            fs::File::open(to).and_then(|f| f.sync_all())
+                        })
                         .map_err(|e| {
                             BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e)
                         });

@@ -243,11 +243,7 @@ async fn run(
             )));
         }
         Some(_) => {}
-        None => Identity {
-            systemid: ident.system_id.to_string(),
-            version: major,
-        }
-        .save(&archive.identity_file)?,
+        None => Identity::new(ident.system_id.to_string(), major).save(&archive.identity_file)?,
     }
     info.set("begin_time", format_time(&begin));
     info.set_status(Status::Started);

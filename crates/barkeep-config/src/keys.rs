@@ -164,6 +164,9 @@ pub const GLOBAL_KEYS: &[KeySpec] = &[
         Some("%(barman_home)s/cfg_changes.queue"),
     ),
     k("configuration_files_directory", Global, Path, None),
+    // barkeep: the group that may read the catalog (files 0640, directories 2750) and
+    // deliver WAL into `incoming/` (2770). Unset: files 0600, directories 0700.
+    k("catalog_group", Global, Str, None),
     k("log_file", Global, Path, None),
     k(
         "log_level",

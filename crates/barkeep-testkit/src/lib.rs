@@ -131,6 +131,18 @@ impl OsUser {
             OsUser::Switch { uid, gid, .. } => Some((*uid, *gid)),
         }
     }
+    /// The name of this user's primary group (for `catalog_group`).
+    pub fn group_name(&self) -> String {
+        let gid = match self {
+            OsUser::Current => nix::unistd::getegid(),
+            OsUser::Switch { gid, .. } => nix::unistd::Gid::from_raw(*gid),
+        };
+        nix::unistd::Group::from_gid(gid)
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+            .unwrap_or_else(|| gid.to_string())
+    }
     /// Makes `cmd` run as this user (std drops root's supplementary groups too).
     pub fn apply(&self, cmd: &mut Command) {
         if let Some((uid, gid)) = self.ids() {

@@ -45,7 +45,8 @@ fn scenario(pg: &PgInstall) -> Scenario {
         "CREATE TABLE filler AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g",
     )
     .expect("filler");
-    let home = Home::new(
+    // restore_command (get-wal) runs as the server's OS user: it may read the WAL.
+    let home = Home::shared(
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
     );

@@ -299,12 +299,14 @@ fn archive_command_and_restore_command_through_barkeep_clients() {
         .setting("archive_command", &archive_command)
         .start()
         .expect("start");
-    home.configure(
+    // archive_command and restore_command run as the server's OS user: with
+    // `catalog_group` its group may deliver into incoming/ and read the archive.
+    home.configure_full(
         &c.socket_conninfo("postgres", "postgres"),
+        &format!("catalog_group = {}\n", c.os_user().group_name()),
         "compression = lz4\n",
     );
-    // archive_command runs as the server's OS user: the archive must be writable by it.
-    c.os_user().chown_tree(&home.home()).expect("chown home");
+    home.run(&["archive-wal", "pg"]);
 
     c.psql("CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)")
         .expect("data");
@@ -408,7 +410,10 @@ fn archive_command_and_restore_command_through_barkeep_clients() {
 
     // A cluster restored from the base backup recovers with barkeep's restore_command.
     // With parallel prefetch into a spool directory, as barman-wal-restore -p does.
-    let spool = home.home().join("spool");
+    // The spool is the database host's, owned by the server's OS user.
+    let spool = home.dir.path().join("spool");
+    std::fs::create_dir(&spool).expect("spool");
+    c.os_user().chown_tree(&spool).expect("chown spool");
     let restore_command = format!(
         "'{BIN} -c {} wal-restore --local --parallel 3 --spool-dir {} localhost pg %f %p'",
         home.config.display(),
@@ -606,4 +611,85 @@ fn synchronous_receiver_switch_wal_and_replication_status() {
             .expect("slots"),
         "0"
     );
+}
+
+/// Defect: a receiver SIGKILLed while pre-filling a new segment left
+/// `streaming/<seg>.partial` at 8388608 bytes, and every restart then refused to run.
+/// Both kinds of short file a crash (or another tool) can leave must resume by themselves:
+/// zeros (no WAL: prepared again) and data (moved to `errors/`, never deleted, and the
+/// segment streamed again from the slot).
+#[test]
+fn a_short_partial_left_by_a_crash_resumes_by_itself() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    let home = Home::new(&c, "slot_name = barkeep\n");
+    home.run(&["receive-wal", "--create-slot", "pg"]);
+    let seg = segment_size(&c);
+    let streaming = home.server_dir().join("streaming");
+    let errors = home.server_dir().join("errors");
+    for (case, content) in [("zeros", 0u8), ("data", 0x5a)] {
+        let current = c
+            .query_value("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+            .expect("current segment");
+        std::fs::create_dir_all(&streaming).expect("mkdir");
+        // What the killed receiver left: half a segment.
+        let half = vec![content; (seg.bytes() / 2) as usize];
+        std::fs::write(streaming.join(format!("{current}.partial")), &half).expect("short partial");
+        let mut receiver = home.receiver();
+        c.psql(&format!(
+            "CREATE TABLE t_{case} AS SELECT generate_series(1, 1000) AS i"
+        ))
+        .expect("write");
+        let closed = c
+            .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+            .expect("switch");
+        assert_eq!(closed, current);
+        wait_for(
+            &home,
+            &format!("the segment after a short partial of {case} to be archived"),
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(st)) = receiver.try_wait() {
+                    panic!(
+                        "receive-wal exited ({st}) instead of resuming:\n{}",
+                        home.receiver_log()
+                    );
+                }
+                home.archived().contains(&closed)
+            },
+        );
+        kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+        // The archived segment is whole and is the server's WAL (its validation passed),
+        // and nothing that may have been WAL was thrown away.
+        assert_eq!(
+            decompress(&home.archived_path(&closed)).len() as u64,
+            seg.bytes()
+        );
+        let kept: Vec<String> = std::fs::read_dir(&errors)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let moved = kept
+            .iter()
+            .find(|n| n.starts_with(&format!("{current}.partial.")));
+        if content == 0 {
+            assert!(moved.is_none(), "zeros are no WAL: {kept:?}");
+        } else {
+            let moved = moved.unwrap_or_else(|| panic!("data kept in errors/: {kept:?}"));
+            assert_eq!(std::fs::read(errors.join(moved)).expect("kept"), half);
+        }
+    }
+    // No pre-fill leftovers.
+    let leftovers: Vec<String> = std::fs::read_dir(&streaming)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

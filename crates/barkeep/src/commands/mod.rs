@@ -18,10 +18,12 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
     // The WAL clients run on database hosts, usually without a barkeep configuration.
     match &cli.command {
         Command::WalArchive(a) if !a.remote.local => {
+            barkeep_archive::durable::set_group_access(None);
             logging::init(logging::level(cli, None), None, cli.color);
             return walclient::wal_archive(a, None, out);
         }
         Command::WalRestore(a) if !a.remote.local => {
+            barkeep_archive::durable::set_group_access(None);
             logging::init(logging::level(cli, None), None, cli.color);
             return walclient::wal_restore(a, None, out);
         }
@@ -36,6 +38,24 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             return Err(usage(anyhow!(errors)));
         }
     };
+    // Private by default: the catalog holds every row of every database.
+    let group = match config.global.str("catalog_group") {
+        None => None,
+        Some(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Some(g.gid),
+            Ok(None) => {
+                return Err(usage(anyhow!(
+                    "`catalog_group = {name}`: no such group on this host"
+                )));
+            }
+            Err(e) => {
+                return Err(usage(anyhow!(
+                    "`catalog_group = {name}`: cannot look the group up: {e}"
+                )));
+            }
+        },
+    };
+    barkeep_archive::durable::set_group_access(group);
     let level = logging::level(cli, config.global.choice("log_level"));
     if let Some(w) = logging::init(level, config.global.path("log_file"), cli.color) {
         out.warning(&w);

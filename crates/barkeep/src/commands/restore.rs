@@ -131,12 +131,38 @@ pub fn restore(
     } else {
         cat.resolve(id).map_err(|e| anyhow!(e))?
     };
+    let mut b = b;
+    if b.status() == Status::WaitingForWals {
+        // Its WAL may have arrived since: archive what is pending and look again.
+        barkeep_backup::archiver::archive_once(&cat, &archive);
+        cat.check_backup(&mut b, &archive).map_err(|e| anyhow!(e))?;
+        if b.status() == Status::WaitingForWals {
+            let missing = cat
+                .first_missing_wal(&b, &archive)
+                .map_err(|e| anyhow!(e))?
+                .unwrap_or_else(|| "?".into());
+            return Err(Failure::from(anyhow!(
+                "backup {} of server {} is WAITING_FOR_WALS: WAL segment {missing} (needed to make it consistent) is not archived yet\nhint: if the server has not switched WAL since the backup, run `barkeep switch-wal --archive {}`; if WAL streaming is down, start `barkeep receive-wal {}`",
+                b.backup_id,
+                s.name,
+                s.name,
+                s.name
+            )));
+        }
+        out.warning(&format!(
+            "backup {} was WAITING_FOR_WALS; its WAL is now all archived: it is DONE",
+            b.backup_id
+        ));
+    }
     if b.status() != Status::Done {
         return Err(Failure::from(anyhow!(
-            "backup {} of server {} is {}: only DONE backups can be restored",
+            "backup {} of server {} is {}: only DONE backups can be restored{}",
             b.backup_id,
             s.name,
-            b.status().as_str()
+            b.status().as_str(),
+            b.get("error")
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
         )));
     }
     let dest = if dest.is_absolute() {

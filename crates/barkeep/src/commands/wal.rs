@@ -267,6 +267,7 @@ pub fn receive_wal(
             server: s.name.clone(),
             streaming_dir: archive.streaming.clone(),
             wals_dir: archive.wals.clone(),
+            errors_dir: archive.errors.clone(),
             identity_file: archive.identity_file.clone(),
             conn: params.clone(),
             slot: slot.clone(),
@@ -288,7 +289,18 @@ pub fn receive_wal(
             flag.store(true, Ordering::Relaxed);
         });
         out.line(&format!("Starting receive-wal for server {}", s.name));
-        Receiver::new(cfg, stop.clone()).run().await.map_err(|e| anyhow!(e))?;
+        // Completed segments are archived at once, and waiting backups promoted.
+        let archiver = barkeep_backup::archiver::BackgroundArchiver::start(
+            super::backup::catalog_for(config, s)?,
+            archive.clone(),
+        )
+        .map_err(|e| anyhow!("cannot start the archiving thread: {e}"))?;
+        let result = Receiver::new(cfg, stop.clone())
+            .on_complete(archiver.notifier())
+            .run()
+            .await;
+        archiver.finish();
+        result.map_err(|e| anyhow!(e))?;
         Ok::<(), Failure>(())
     })
 }
@@ -312,8 +324,20 @@ pub fn archive_wal(config: &Config, name: &str, out: &mut Output) -> Result<(), 
     usable(s, "archive-wal")?;
     let archive = archive_for(config, s)?;
     archive.create_directories().map_err(|e| anyhow!(e))?;
-    let outcomes = archive.archive_wal().map_err(|e| anyhow!(e))?;
+    // receive-wal archives as segments complete: wait a little for its pass to end.
+    let mut waited = 0;
+    let outcomes = loop {
+        match archive.archive_wal() {
+            Err(ArchiveError::Locked { .. }) if waited < 120 => {
+                waited += 1;
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            r => break r.map_err(|e| anyhow!(e))?,
+        }
+    };
     report_outcomes(&s.name, &outcomes, out);
+    let cat = super::backup::catalog_for(config, s)?;
+    cat.promote_waiting(&archive).map_err(|e| anyhow!(e))?;
     Ok(())
 }
 

@@ -25,6 +25,17 @@ impl Home {
         h.configure(&c.socket_conninfo("postgres", "postgres"), extra);
         h
     }
+    /// A home whose WAL the server's OS user may read (`catalog_group = <its group>`):
+    /// for a `restore_command`/`archive_command` running as that user.
+    pub fn shared(c: &Cluster, extra: &str) -> Home {
+        let h = Home::empty();
+        h.configure_full(
+            &c.socket_conninfo("postgres", "postgres"),
+            &format!("catalog_group = {}\n", c.os_user().group_name()),
+            extra,
+        );
+        h
+    }
     /// The directories, without a configuration yet.
     pub fn empty() -> Home {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -39,10 +50,14 @@ impl Home {
         Home { dir, config }
     }
     pub fn configure(&self, conninfo: &str, extra: &str) {
+        self.configure_full(conninfo, "", extra)
+    }
+    /// With `global` lines in the `[barman]` section.
+    pub fn configure_full(&self, conninfo: &str, global: &str, extra: &str) {
         std::fs::write(
             &self.config,
             format!(
-                "[barman]\nbarman_home = {}\nlog_level = INFO\n\n[pg]\ndescription = test\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n{extra}\n",
+                "[barman]\nbarman_home = {}\nlog_level = INFO\n{global}\n[pg]\ndescription = test\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n{extra}\n",
                 self.home().display()
             ),
         )
