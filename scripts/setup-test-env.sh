@@ -67,6 +67,19 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
     useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 fi
 
+# Real Barman 3.19, the compatibility oracle (catalog, backup.info, xlog.db, keep files),
+# in a private venv in the test cache.
+barman_venv="${BARKEEP_TEST_CACHE:-$HOME/.cache/barkeep-test}/barman"
+if [ ! -x "$barman_venv/bin/barman" ]; then
+    log "installing Barman 3.19 into $barman_venv"
+    # A venv records its own path, so it is built in place; `bin/barman` comes last, and
+    # a half-made venv (no bin/barman) is made again.
+    rm -rf "$barman_venv"
+    python3 -m venv "$barman_venv"
+    "$barman_venv/bin/pip" install -q psycopg2-binary python-dateutil
+    "$barman_venv/bin/pip" install -q --no-deps barman==3.19.0
+fi
+
 [ "$all_majors" -eq 1 ] || exit 0
 
 cache="${BARKEEP_TEST_CACHE:-$HOME/.cache/barkeep-test}/pg"

@@ -45,6 +45,27 @@ impl Catalog {
         self.meta().join(format!("{id}-backup.info"))
     }
 
+    /// `meta/<ID>-delete_this`: Barman's mark of a backup being deleted.
+    pub fn delete_marker(&self, id: &str) -> PathBuf {
+        self.meta().join(format!("{id}-delete_this"))
+    }
+
+    /// The keep annotation of a backup (`meta/<ID>-keep`, or before Barman 3.13.3
+    /// `base/<ID>/annotations/keep`): `full` or `standalone`.
+    pub fn keep_target(&self, id: &str) -> Result<Option<String>> {
+        for p in [
+            self.meta().join(format!("{id}-keep")),
+            self.backup_root(id).join("annotations").join("keep"),
+        ] {
+            match std::fs::read_to_string(&p) {
+                Ok(t) => return Ok(Some(t.trim().to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BackupError::io("read", &p, e)),
+            }
+        }
+        Ok(None)
+    }
+
     /// Every backup, oldest first.
     pub fn list(&self) -> Result<Vec<BackupInfo>> {
         let mut out: Vec<BackupInfo> = Vec::new();
@@ -52,6 +73,10 @@ impl Catalog {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(id) = name.strip_suffix("-backup.info") {
+                    // Being deleted (or a delete was interrupted): never offered.
+                    if self.delete_marker(id).exists() {
+                        continue;
+                    }
                     out.push(BackupInfo::load(&e.path(), id)?);
                 }
             }
@@ -61,7 +86,10 @@ impl Catalog {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
                 let legacy = e.path().join("backup.info");
-                if legacy.is_file() && !out.iter().any(|b| b.backup_id == id) {
+                if legacy.is_file()
+                    && !out.iter().any(|b| b.backup_id == id)
+                    && !self.delete_marker(&id).exists()
+                {
                     out.push(BackupInfo::load(&legacy, &id)?);
                 }
             }
@@ -104,6 +132,10 @@ impl Catalog {
         if LockFile::holder(&self.lock_dir, &self.server, "backup").is_some() {
             return Ok(Vec::new());
         }
+        for id in self.interrupted_deletes() {
+            tracing::warn!(server = %self.server, "the delete of backup {id} was interrupted: finishing it");
+            self.finish_delete(&id)?;
+        }
         let mut failed = Vec::new();
         for mut b in self.list()? {
             if !matches!(b.status(), Status::Started | Status::Empty) {
@@ -124,6 +156,114 @@ impl Catalog {
             failed.push(b.backup_id.clone());
         }
         Ok(failed)
+    }
+
+    fn interrupted_deletes(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.meta())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_suffix("-delete_this")
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// Removes a backup marked for deletion: data, then `backup.info`, then the mark —
+    /// each step durable, so that a crash at any point leaves the mark and the next
+    /// command finishes the job. Idempotent.
+    fn finish_delete(&self, id: &str) -> Result<()> {
+        let root = self.backup_root(id);
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(|e| BackupError::io("remove", &root, e))?;
+            barkeep_archive::durable::fsync_dir(&self.base())?;
+        }
+        for info in [self.info_path(id), root.join("backup.info")] {
+            match std::fs::remove_file(&info) {
+                Ok(()) => {
+                    barkeep_archive::durable::fsync_dir(info.parent().unwrap_or(&self.backup_dir))?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BackupError::io("remove", &info, e)),
+            }
+        }
+        let marker = self.delete_marker(id);
+        if marker.exists() {
+            barkeep_archive::durable::remove_durable(&marker)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a backup as Barman does: refused while it has a keep annotation or when it
+    /// would leave fewer DONE backups than `minimum_redundancy`; else marked
+    /// (`meta/<ID>-delete_this`), its files removed, then the WAL that no remaining
+    /// backup needs, then the mark. The caller holds the server's backup lock.
+    pub fn delete(
+        &self,
+        b: &BackupInfo,
+        archive: &ServerArchive,
+        minimum_redundancy: usize,
+    ) -> Result<DeleteReport> {
+        if let Some(target) = self.keep_target(&b.backup_id)? {
+            return Err(BackupError::Catalog(format!(
+                "Skipping delete of backup {} for server {} as it has a current keep request (keep:{target}). If you really want to delete this backup please remove the keep and try again.",
+                b.backup_id, self.server
+            )));
+        }
+        let all = self.list()?;
+        let done = all.iter().filter(|x| x.status() == Status::Done).count();
+        if b.status() == Status::Done && done <= minimum_redundancy {
+            return Err(BackupError::Catalog(format!(
+                "Skipping delete of backup {} for server {} due to minimum redundancy requirements (minimum redundancy = {minimum_redundancy}, current redundancy = {done})",
+                b.backup_id, self.server
+            )));
+        }
+        barkeep_archive::durable::write_file_atomic(&self.delete_marker(&b.backup_id), b"delete")?;
+        let root = self.backup_root(&b.backup_id);
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(|e| BackupError::io("remove", &root, e))?;
+            barkeep_archive::durable::fsync_dir(&self.base())?;
+        }
+        barkeep_archive::durable::remove_durable(&self.info_path(&b.backup_id))?;
+        // WAL older than the oldest remaining backup is needed by nobody.
+        let keep_from = all
+            .iter()
+            .filter(|x| {
+                x.backup_id != b.backup_id
+                    && matches!(x.status(), Status::Done | Status::WaitingForWals)
+            })
+            .find_map(|r| r.get("begin_wal"))
+            .map(str::to_string);
+        let mut wal_removed = 0;
+        if let Some(first) = keep_from {
+            let _l = LockFile::acquire_blocking(&archive.lock_dir, &self.server, "xlogdb")?;
+            let db = barkeep_archive::xlogdb::read(&archive.xlogdb())?;
+            for e in &db {
+                if let Some(w) = barkeep_archive::names::WalName::parse(&e.name)
+                    && let Some(segname) = w.segment()
+                    && segname[8..] < first[8..]
+                    && segname[..8] <= first[..8]
+                {
+                    let p = archive.archive_path(&w);
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => wal_removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(BackupError::io("remove", &p, e)),
+                    }
+                }
+            }
+            if wal_removed > 0 {
+                barkeep_archive::xlogdb::rebuild(&archive.wals, &archive.xlogdb())?;
+            }
+        }
+        self.finish_delete(&b.backup_id)?;
+        Ok(DeleteReport { wal_removed })
     }
 
     /// The first segment from `begin_wal` to `end_wal` that is not in the archive (`None`
@@ -227,6 +367,13 @@ impl Catalog {
     }
 }
 
+/// What [`Catalog::delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteReport {
+    /// WAL files removed because no remaining backup needs them.
+    pub wal_removed: usize,
+}
+
 /// What [`Catalog::wal_check`] found.
 #[derive(Debug)]
 struct WalCheck {
@@ -311,5 +458,56 @@ mod tests {
         b2.save(&c.info_path(&b2.backup_id)).expect("save");
         let _lock = LockFile::try_acquire(&c.lock_dir, "pg", "backup").expect("lock");
         assert!(c.recover_crashed().expect("recover").is_empty());
+    }
+    #[test]
+    fn kept_backups_are_not_deleted_and_interrupted_deletes_finish_by_themselves() {
+        let (d, c) = catalog();
+        let a = d.path().join("pg");
+        let archive = ServerArchive {
+            server: "pg".into(),
+            wals: a.join("wals"),
+            incoming: a.join("incoming"),
+            streaming: a.join("streaming"),
+            errors: a.join("errors"),
+            xlogdb_dir: a.join("wals"),
+            lock_dir: d.path().to_path_buf(),
+            identity_file: a.join("identity.json"),
+            codec: barkeep_archive::Codec::None,
+            level: barkeep_archive::Level::Low,
+            hooks: None,
+        };
+        for id in ["20260101T000000", "20260102T000000", "20260103T000000"] {
+            let mut b = BackupInfo::new(id, "pg");
+            b.set_status(Status::Done);
+            b.save(&c.info_path(id)).expect("save");
+            std::fs::create_dir_all(c.data_dir(id)).expect("mkdir");
+        }
+        // Barman 3.13.3+ writes meta/<ID>-keep; older versions base/<ID>/annotations/keep.
+        std::fs::write(c.meta().join("20260101T000000-keep"), "full").expect("keep");
+        let old = c.backup_root("20260102T000000").join("annotations");
+        std::fs::create_dir_all(&old).expect("mkdir");
+        std::fs::write(old.join("keep"), "standalone").expect("keep");
+        for (id, target) in [
+            ("20260101T000000", "full"),
+            ("20260102T000000", "standalone"),
+        ] {
+            assert_eq!(c.keep_target(id).expect("keep").as_deref(), Some(target));
+            let b = c.resolve(id).expect("resolve");
+            let err = c.delete(&b, &archive, 0).expect_err("kept");
+            assert!(err.to_string().contains("keep request"), "{err}");
+            assert!(c.info_path(id).exists() && c.data_dir(id).exists());
+        }
+        // A delete killed after its mark: the backup is never offered again, and the
+        // next command finishes it.
+        let id = "20260103T000000";
+        std::fs::write(c.delete_marker(id), "delete").expect("mark");
+        assert_eq!(
+            c.resolve("latest").expect("latest").backup_id,
+            "20260102T000000"
+        );
+        c.recover_crashed().expect("recover");
+        assert!(!c.info_path(id).exists() && !c.backup_root(id).exists());
+        assert!(!c.delete_marker(id).exists());
+        assert_eq!(c.list().expect("list").len(), 2);
     }
 }

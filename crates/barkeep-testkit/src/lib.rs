@@ -58,7 +58,7 @@ pub fn require_pg() -> Option<PgInstall> {
 pub fn require_all_pg() -> Vec<PgInstall> {
     let all = PgInstall::all();
     if all.is_empty() {
-        let _ = skip("no PostgreSQL installation found; run `scripts/setup-test-env.sh`");
+        let _ = skip::<()>("no PostgreSQL installation found; run `scripts/setup-test-env.sh`");
     }
     all
 }
@@ -73,7 +73,24 @@ pub fn test_installs() -> Vec<PgInstall> {
     }
 }
 
-fn skip(reason: &str) -> Option<PgInstall> {
+/// Real Barman (3.19, installed by `scripts/setup-test-env.sh` into the test cache, or
+/// `BARKEEP_TEST_BARMAN`): the `barman` program. A skip as [`require_pg`] does when absent.
+pub fn require_barman() -> Option<std::path::PathBuf> {
+    let explicit = std::env::var_os("BARKEEP_TEST_BARMAN").map(std::path::PathBuf::from);
+    let cached = std::env::var_os("BARKEEP_TEST_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/barkeep-test"))
+        })
+        .map(|c| c.join("barman/bin/barman"));
+    match explicit.or(cached).filter(|p| p.is_file()) {
+        Some(p) => Some(p),
+        None => skip("no Barman installation found; run `scripts/setup-test-env.sh`"),
+    }
+}
+
+fn skip<T>(reason: &str) -> Option<T> {
     if std::env::var("BARKEEP_TEST_REQUIRE_PG").as_deref() == Ok("1") {
         panic!("{reason} (BARKEEP_TEST_REQUIRE_PG=1 makes this a failure)");
     }

@@ -771,69 +771,22 @@ pub fn delete(config: &Config, server: &str, id: &str, out: &mut Output) -> Resu
     let s = super::select(config, &[server.to_string()])?[0];
     let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")
         .map_err(|e| anyhow!(e))?;
-    let all = cat.list().map_err(|e| anyhow!(e))?;
-    let done: Vec<&BackupInfo> = all.iter().filter(|x| x.status() == Status::Done).collect();
     let min = s.int("minimum_redundancy").unwrap_or(0) as usize;
-    if b.status() == Status::Done && done.len() <= min {
-        return Err(Failure::from(anyhow!(
-            "Skipping delete of backup {} for server {} due to minimum redundancy requirements (minimum redundancy = {min}, current redundancy = {})",
-            b.backup_id,
-            cat.server,
-            done.len()
-        )));
-    }
     out.line(&format!(
         "Deleting backup {} for server {}",
         b.backup_id, cat.server
     ));
-    let root = cat.backup_root(&b.backup_id);
-    if root.exists() {
-        std::fs::remove_dir_all(&root)
-            .with_context(|| format!("cannot remove `{}`", root.display()))?;
-    }
-    barkeep_archive::durable::remove_durable(&cat.info_path(&b.backup_id))
-        .map_err(|e| anyhow!(e))?;
-    // WAL older than the oldest remaining backup is needed by nobody.
-    let remaining: Vec<&BackupInfo> = all
-        .iter()
-        .filter(|x| {
-            x.backup_id != b.backup_id
-                && matches!(x.status(), Status::Done | Status::WaitingForWals)
-        })
-        .collect();
-    let keep_from = remaining
-        .first()
-        .and_then(|r| r.get("begin_wal"))
-        .map(str::to_string);
-    if let Some(first) = keep_from {
-        let _l = barkeep_archive::lock::LockFile::acquire_blocking(
-            &archive.lock_dir,
-            &cat.server,
-            "xlogdb",
-        )
-        .map_err(|e| anyhow!(e))?;
-        let db = xlogdb::read(&archive.xlogdb()).map_err(|e| anyhow!(e))?;
-        let mut removed = 0;
-        for e in &db {
-            if let Some(w) = barkeep_archive::names::WalName::parse(&e.name)
-                && let Some(segname) = w.segment()
-                && segname[8..] < first[8..]
-                && segname[..8] <= first[..8]
-            {
-                let p = archive.archive_path(&w);
-                if p.exists() {
-                    std::fs::remove_file(&p)
-                        .with_context(|| format!("cannot remove `{}`", p.display()))?;
-                    removed += 1;
-                }
-            }
-        }
-        if removed > 0 {
-            xlogdb::rebuild(&archive.wals, &archive.xlogdb()).map_err(|e| anyhow!(e))?;
-            out.line(&format!(
-                "Delete associated WAL segments: {removed} removed"
-            ));
-        }
+    let report = cat.delete(&b, &archive, min).map_err(|e| {
+        anyhow!(e).context(format!(
+            "Cannot delete backup ({} {})",
+            cat.server, b.backup_id
+        ))
+    })?;
+    if report.wal_removed > 0 {
+        out.line(&format!(
+            "Delete associated WAL segments: {} removed",
+            report.wal_removed
+        ));
     }
     out.line(&format!("Deleted backup {}", b.backup_id));
     Ok(())

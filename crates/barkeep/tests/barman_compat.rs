@@ -1,0 +1,374 @@
+//! A Barman user switches: real Barman 3.19 builds a catalog (streamed WAL, two base
+//! backups, a keep annotation, a rejected file in `errors/`, `identity.json` with its
+//! string version, xlog.db, lock files, pg_receivewal's `.partial`), then barkeep, pointed
+//! at the same configuration file, lists, checks, verifies, streams, backs up and
+//! restores on it — and Barman reads back what barkeep wrote.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use barkeep_testkit::ClusterBuilder;
+use common::{BIN, kill};
+
+thread_local! {
+    static LOG: std::cell::RefCell<PathBuf> = const { std::cell::RefCell::new(PathBuf::new()) };
+}
+
+struct Shared {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    barman: PathBuf,
+}
+
+impl Shared {
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn barman(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.barman);
+        c.arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+    fn barkeep(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+fn ok(mut c: Command, what: &str) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let log = LOG.with(|l| l.borrow().clone());
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}\nBarman's log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn barman_ids(sh: &Shared) -> Vec<(String, String)> {
+    let v = json(&ok(
+        sh.barman(&["-f", "json", "list-backups", "pg"]),
+        "barman list-backups",
+    ));
+    v["pg"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| {
+            (
+                b["backup_id"].as_str().unwrap_or_default().to_string(),
+                b["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let Some(barman) = barkeep_testkit::require_barman() else {
+        return;
+    };
+    let mut c = ClusterBuilder::new(&pg).start().expect("start");
+    c.psql("CREATE TABLE marker (id int PRIMARY KEY)")
+        .expect("table");
+    c.psql("INSERT INTO marker VALUES (1)").expect("row");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let config = dir.path().join("barman.conf");
+    let bin = pg.tool("pg_basebackup").expect("pg_basebackup");
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("user")
+        .expect("user")
+        .name;
+    let conninfo = c.socket_conninfo("postgres", "postgres");
+    let sh = Shared {
+        config: config.clone(),
+        barman,
+        dir,
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[barman]\nbarman_home = {home}\nbarman_user = {me}\nlog_file = {log}\nlog_level = INFO\n\n\
+             [pg]\ndescription = shared\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\n\
+             backup_method = postgres\nstreaming_archiver = on\nslot_name = barman\ncreate_slot = auto\n\
+             path_prefix = {bin}\nminimum_redundancy = 0\n",
+            home = sh.home().display(),
+            log = sh.dir.path().join("barman.log").display(),
+            bin = bin.parent().expect("bin dir").display(),
+        ),
+    )
+    .expect("config");
+
+    LOG.with(|l| *l.borrow_mut() = sh.dir.path().join("barman.log"));
+    // barman_home exists, as Barman's packages create it.
+    std::fs::create_dir(sh.home()).expect("barman_home");
+    // --- Barman builds its catalog: receive-wal (pg_receivewal), archive-wal, backups.
+    ok(
+        sh.barman(&["receive-wal", "--create-slot", "pg"]),
+        "barman receive-wal --create-slot",
+    );
+    let mut receiver: Child = sh
+        .barman(&["receive-wal", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("barman receive-wal");
+    // barman cron's archiving, every second, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let archiver = {
+        let stop = stop.clone();
+        let cmd = (sh.barman.clone(), config.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = Command::new(&cmd.0)
+                    .arg("-c")
+                    .arg(&cmd.1)
+                    .args(["archive-wal", "pg"])
+                    .stdin(Stdio::null())
+                    .output();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sh
+        .home()
+        .join("pg/streaming")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "barman receive-wal did not start:\n{}",
+            std::fs::read_to_string(sh.dir.path().join("barman.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Barman's first backup needs a WAL file archived (its 'WAL archive' check).
+    ok(
+        sh.barman(&[
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            "pg",
+        ]),
+        "barman switch-wal --archive",
+    );
+    ok(
+        sh.barman(&["backup", "--wait", "--wait-timeout", "120", "pg"]),
+        "barman backup 1",
+    );
+    c.psql("INSERT INTO marker VALUES (2)").expect("row");
+    // Backup ids are timestamps to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    ok(
+        sh.barman(&["backup", "--wait", "--wait-timeout", "120", "pg"]),
+        "barman backup 2",
+    );
+    let ids = barman_ids(&sh);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let (first, second) = (ids[1].0.clone(), ids[0].0.clone());
+    ok(
+        sh.barman(&["keep", "pg", &first, "--target", "full"]),
+        "barman keep",
+    );
+    // A file archive-wal rejects goes to errors/.
+    std::fs::write(sh.home().join("pg/streaming/notes.txt"), b"not wal").expect("junk");
+    c.psql("INSERT INTO marker VALUES (3)").expect("row");
+    c.psql("SELECT pg_switch_wal()").expect("switch");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sh.home().join("pg/streaming/notes.txt").exists() {
+        assert!(Instant::now() < deadline, "barman archive-wal did not run");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    archiver.join().expect("archiver thread");
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    // Its pg_receivewal lets go of the slot.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .query_value("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'")
+        .is_ok_and(|a| a == "t")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Barman's pg_receivewal still streams"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // What Barman wrote, as it wrote it.
+    let identity = std::fs::read_to_string(sh.home().join("pg/identity.json")).expect("identity");
+    assert!(
+        identity.contains(&format!("\"version\": \"{}\"", pg.major)),
+        "{identity}"
+    );
+    assert!(sh.home().join(format!("pg/meta/{first}-keep")).exists());
+    assert!(
+        sh.home()
+            .join(format!("pg/meta/{first}-backup.info"))
+            .exists()
+    );
+    assert!(sh.home().join("pg/wals/pg-xlog.db").exists());
+    let errors: Vec<String> = std::fs::read_dir(sh.home().join("pg/errors"))
+        .expect("errors")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("notes.txt.") && e.ends_with(".unknown")),
+        "{errors:?}"
+    );
+
+    // --- barkeep on Barman's catalog.
+    let list = json(&ok(
+        sh.barkeep(&["-f", "json", "list-backups", "pg"]),
+        "barkeep list-backups",
+    ));
+    let listed = list.to_string();
+    assert!(
+        listed.contains(&first) && listed.contains(&second),
+        "{listed}"
+    );
+    for id in [&first, &second] {
+        let show = json(&ok(
+            sh.barkeep(&["-f", "json", "show-backup", "pg", id]),
+            "barkeep show-backup",
+        ));
+        assert_eq!(show["pg"]["status"], "DONE", "{show}");
+        ok(
+            sh.barkeep(&["check-backup", "pg", id]),
+            "barkeep check-backup",
+        );
+        ok(
+            sh.barkeep(&["verify-backup", "pg", id]),
+            "barkeep verify-backup",
+        );
+    }
+    // The keep request Barman wrote is honoured.
+    let out = sh
+        .barkeep(&["delete", "pg", &first])
+        .output()
+        .expect("delete");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("keep request"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sh.home()
+            .join(format!("pg/meta/{first}-backup.info"))
+            .exists()
+    );
+    // Streaming resumes from pg_receivewal's files; backup with Barman's identity.json
+    // (the defect: `invalid type: string "15", expected u32`); archive-wal appends to
+    // Barman's xlog.db.
+    let mut ours = sh
+        .barkeep(&["receive-wal", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(sh.dir.path().join("barkeep-receiver.log")).expect("log"),
+        ))
+        .spawn()
+        .expect("barkeep receive-wal");
+    c.psql("INSERT INTO marker VALUES (4)").expect("row");
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = ok(
+        sh.barkeep(&["backup", "--wait", "--wait-timeout", "120", "pg"]),
+        "barkeep backup",
+    );
+    assert!(out.contains("is DONE"), "{out}");
+    c.psql("INSERT INTO marker VALUES (5)").expect("row");
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let db = std::fs::read_to_string(sh.home().join("pg/wals/pg-xlog.db")).unwrap_or_default();
+        if db.contains(&format!("{last}\t")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "barkeep did not archive {last}:\n{}",
+            std::fs::read_to_string(sh.dir.path().join("barkeep-receiver.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kill(&mut ours, nix::sys::signal::Signal::SIGTERM);
+
+    // --- Barman reads what barkeep wrote: three backups, all DONE; its own checks pass.
+    let ids = barman_ids(&sh);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.iter().all(|(_, st)| st == "DONE"), "{ids:?}");
+    let newest = ids[0].0.clone();
+    let show = json(&ok(
+        sh.barman(&["-f", "json", "show-backup", "pg", &newest]),
+        "barman show-backup",
+    ));
+    assert_eq!(show["pg"]["status"], "DONE", "{show}");
+    ok(
+        sh.barman(&["check-backup", "pg", &newest]),
+        "barman check-backup",
+    );
+    ok(
+        sh.barman(&["rebuild-xlogdb", "pg"]),
+        "barman rebuild-xlogdb",
+    );
+
+    // --- And barkeep restores Barman's backup, the WAL of both, to the latest point.
+    let target = ClusterBuilder::new(&pg).create().expect("target");
+    let dest: &Path = target.data_dir();
+    std::fs::remove_dir_all(dest).expect("empty target");
+    let out = ok(
+        sh.barkeep(&["restore", "pg", &second, dest.to_str().expect("utf-8")]),
+        "barkeep restore of Barman's backup",
+    );
+    assert!(out.contains("successfully prepared for recovery"), "{out}");
+    let mut target = target;
+    target.adopt_data_dir("").expect("adopt");
+    target.start().expect("start restored");
+    target
+        .wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery ends");
+    assert_eq!(
+        target
+            .query_value("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker")
+            .expect("rows"),
+        "1,2,3,4,5"
+    );
+    let _ = c.stop(barkeep_testkit::StopMode::Fast);
+}
