@@ -298,6 +298,29 @@ pub fn segment_size_of(path: &Path) -> Result<u64> {
         })
 }
 
+/// Removes the temporary copies of `dest` that a killed `archive-wal` left beside it.
+/// The caller holds the `archive-wal` lock: no other process writes them.
+fn remove_stale_temps(dest: &Path) {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let ours = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&prefix) && n.ends_with(".tmp") && n != ours {
+            tracing::info!(
+                "removing `{}`, left by an interrupted archive-wal",
+                e.path().display()
+            );
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// A file ready to commit: validated, compressed into `temp` (or to be moved as is).
 struct Prepared {
     name: WalName,
@@ -438,11 +461,13 @@ impl ServerArchive {
             // Stored as it came (already compressed by the client, or no compression):
             // copied so that the source can be removed only after the commit.
             let temp = durable::temp_path(&dest);
+            remove_stale_temps(&dest);
             let mut input = open(&source)?;
             let mut out = durable::create_private(&temp)?;
-            std::io::copy(&mut input, &mut out)
-                .and_then(|_| out.sync_all())
-                .map_err(|e| ArchiveError::io("copy into", &temp, e))?;
+            if let Err(e) = std::io::copy(&mut input, &mut out).and_then(|_| out.sync_all()) {
+                let _ = std::fs::remove_file(&temp);
+                return Err(ArchiveError::io("copy into", &temp, e));
+            }
             return Ok(Step::Ready(Prepared {
                 name,
                 source,
@@ -452,6 +477,7 @@ impl ServerArchive {
             }));
         }
         let temp = durable::temp_path(&dest);
+        remove_stale_temps(&dest);
         let mut input = BufReader::with_capacity(256 * 1024, open(&source)?);
         let out = durable::create_private(&temp)?;
         let mut w = std::io::BufWriter::with_capacity(256 * 1024, out);
@@ -535,11 +561,24 @@ impl ServerArchive {
                 }
             }
         }
+        // The same name can wait in both incoming/ and streaming/: copies of one name go
+        // to successive rounds, so that no two are prepared at once (the later one then
+        // meets the archived file: a duplicate, or a conflict kept in errors/).
+        let mut rounds: Vec<Vec<(WalName, PathBuf)>> = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (n, p) in work {
+            let k = seen.entry(n.name().to_string()).or_insert(0);
+            if rounds.len() <= *k {
+                rounds.push(Vec::new());
+            }
+            rounds[*k].push((n, p));
+            *k += 1;
+        }
         // In batches, so that a large backlog is committed progressively.
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        for batch in work.chunks(workers.max(1) * 4) {
+        for batch in rounds.iter().flat_map(|r| r.chunks(workers.max(1) * 4)) {
             let steps: Vec<Result<Step>> = if batch.len() > 1 && workers > 1 {
                 let next = std::sync::atomic::AtomicUsize::new(0);
                 let results: Vec<std::sync::Mutex<Option<Result<Step>>>> =

@@ -63,6 +63,21 @@ impl ArchiveError {
     }
 }
 
+impl ArchiveError {
+    /// Whether the cause is a full file system (ENOSPC, EDQUOT): nothing is wrong with the
+    /// data, and the same work succeeds once space is freed — retry, never give up.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ArchiveError::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(code) if code == nix::errno::Errno::ENOSPC as i32
+                    || code == nix::errno::Errno::EDQUOT as i32
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand.
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 

@@ -144,8 +144,14 @@ impl Receiver {
                     }
                     backoff = Duration::from_secs(1);
                 }
-                Err(SessionError::Fatal(e)) => return Err(e),
-                Err(SessionError::Retry(msg)) => {
+                Err(SessionError::Fatal(e)) if !e.is_disk_full() => return Err(e),
+                Err(e) => {
+                    let msg = match e {
+                        SessionError::Retry(m) => m,
+                        // Disk full: nothing was acknowledged past what is durable; the
+                        // segment is streamed again from its start once space returns.
+                        SessionError::Fatal(e) => crate::error::chain(&e),
+                    };
                     if started.elapsed() > Duration::from_secs(30) {
                         backoff = Duration::from_secs(1);
                     }

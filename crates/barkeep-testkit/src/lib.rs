@@ -18,6 +18,8 @@
 
 mod cluster;
 mod install;
+mod proxy;
+mod smallfs;
 mod template;
 mod tls;
 
@@ -28,6 +30,8 @@ use std::time::{Duration, SystemTime};
 
 pub use cluster::{Auth, Cluster, ClusterBuilder, HbaEntry, StopMode, free_port, run};
 pub use install::{PgInstall, cache_dir};
+pub use proxy::Proxy;
+pub use smallfs::SmallFs;
 pub use template::copy_tree;
 pub use tls::TestCa;
 

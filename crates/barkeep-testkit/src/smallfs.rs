@@ -1,0 +1,99 @@
+//! A small file system that a test can fill up: an ext4 image of a few dozen MiB,
+//! loop-mounted (root only). [`SmallFs::fill`] leaves only a few KiB free, [`SmallFs::free`]
+//! gives the space back — a disk-full fault under barkeep's catalog, and its recovery.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::HarnessError;
+
+/// A mounted image; unmounted and removed on drop.
+#[derive(Debug)]
+pub struct SmallFs {
+    image: PathBuf,
+    mount: PathBuf,
+    filler: PathBuf,
+}
+
+impl SmallFs {
+    /// Creates and mounts an ext4 image of `mib` MiB at `dir/mnt` (the image beside it).
+    /// Fails with the reason when this machine cannot (not root, no loop devices, no
+    /// mkfs.ext4): the caller skips with one clear line.
+    pub fn mount(dir: &Path, mib: u64) -> Result<SmallFs, HarnessError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(HarnessError(
+                "loop-mounting a file system needs root".into(),
+            ));
+        }
+        let image = dir.join("smallfs.img");
+        let mount = dir.join("mnt");
+        std::fs::create_dir_all(&mount)
+            .map_err(|e| HarnessError::io(format!("create `{}`", mount.display()), e))?;
+        let f = std::fs::File::create(&image)
+            .map_err(|e| HarnessError::io(format!("create `{}`", image.display()), e))?;
+        f.set_len(mib << 20)
+            .map_err(|e| HarnessError::io(format!("size `{}`", image.display()), e))?;
+        drop(f);
+        let mut mkfs = Command::new("mkfs.ext4");
+        mkfs.args(["-q", "-F", "-m", "0"]).arg(&image);
+        crate::run(mkfs, "mkfs.ext4")?;
+        let mut m = Command::new("mount");
+        m.args(["-o", "loop"]).arg(&image).arg(&mount);
+        crate::run(m, "mount -o loop")?;
+        std::fs::set_permissions(&mount, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| HarnessError::io(format!("chmod `{}`", mount.display()), e))?;
+        let filler = mount.join(".filler");
+        Ok(SmallFs {
+            image,
+            mount,
+            filler,
+        })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Bytes free for an unprivileged writer (statvfs).
+    pub fn available(&self) -> u64 {
+        nix::sys::statvfs::statvfs(&self.mount)
+            .map(|s| s.blocks_available() * s.fragment_size())
+            .unwrap_or(0)
+    }
+
+    /// Fills the file system, leaving about `leave` bytes free.
+    pub fn fill(&self, leave: u64) -> Result<(), HarnessError> {
+        let grow = self.available().saturating_sub(leave);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.filler)
+            .map_err(|e| HarnessError::io(format!("open `{}`", self.filler.display()), e))?;
+        // Written, not just sized: a sparse file takes no blocks.
+        let chunk = vec![0xa5u8; 1 << 20];
+        let mut left = grow;
+        let mut w = std::io::BufWriter::new(f);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = std::io::Write::flush(&mut w);
+        Ok(())
+    }
+
+    /// Gives the space back.
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(&self.filler);
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}

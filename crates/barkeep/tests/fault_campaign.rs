@@ -1,0 +1,840 @@
+//! The fault campaign: the real `barkeep` binary against real PostgreSQL under pgbench
+//! load, with `pg_receivewal` on its own slot as the reference, through random faults —
+//! SIGKILLs of receive-wal, archive-wal, backup, restore and delete at random instants,
+//! PostgreSQL crashes and restarts, replication connections cut or stalled (a TCP proxy),
+//! a full disk under the catalog (a loop-mounted file system), and bad files in
+//! `incoming/`. After them it asserts what a user relies on:
+//!
+//! - every segment the reference has is in barkeep's archive, byte-identical (get-wal);
+//! - no DONE backup fails `verify-backup`;
+//! - a restore to the latest point starts and holds every committed row;
+//! - every barkeep process started afterwards works, without a person doing anything;
+//! - a full disk gives an error naming the path, leaves nothing corrupt, and work
+//!   resumes when space returns.
+//!
+//! Short mode (CI): `BARKEEP_FAULT_TRIALS` (default 16) within `BARKEEP_FAULT_BUDGET_SECS`
+//! (default 100). The seed is printed; `BARKEEP_FAULT_SEED` replays the same faults.
+//! Long mode: `scripts/fault-campaign.sh --trials 200` (docs/testing.md).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use barkeep_testkit::{Cluster, ClusterBuilder, Proxy, SmallFs, StopMode};
+use common::{BIN, decompress, kill};
+use nix::sys::signal::Signal;
+
+/// splitmix64: a reproducible sequence from the printed seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn millis(&mut self, max: u64) -> Duration {
+        Duration::from_millis(self.below(max))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillReceiver,
+    KillArchiveWal,
+    KillBackup,
+    Backup,
+    KillRestore,
+    KillDelete,
+    CrashPostgres,
+    RestartPostgres,
+    CutConnection,
+    StallConnection,
+    DiskFull,
+    BadInput,
+}
+
+const FAULTS: [Fault; 12] = [
+    Fault::KillReceiver,
+    Fault::KillArchiveWal,
+    Fault::KillBackup,
+    Fault::Backup,
+    Fault::KillRestore,
+    Fault::KillDelete,
+    Fault::CrashPostgres,
+    Fault::RestartPostgres,
+    Fault::CutConnection,
+    Fault::StallConnection,
+    Fault::DiskFull,
+    Fault::BadInput,
+];
+
+struct Campaign {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    home: PathBuf,
+    reference: PathBuf,
+    receiver: Child,
+    reference_proc: Option<Child>,
+    failures: Vec<String>,
+    /// Ids of rows whose INSERT returned success.
+    committed: Arc<Mutex<Vec<i64>>>,
+    smallfs: Option<SmallFs>,
+}
+
+impl Campaign {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+    fn log_file(&self, name: &str) -> Stdio {
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .expect("log"),
+        )
+    }
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::null())
+            .stderr(self.log_file(log))
+            .spawn()
+            .expect("spawn barkeep")
+    }
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+    fn server_dir(&self) -> PathBuf {
+        self.home.join("pg")
+    }
+    fn fail(&mut self, trial: usize, fault: Fault, what: String) {
+        eprintln!("FAILURE in trial {trial} ({fault:?}): {what}");
+        self.failures
+            .push(format!("trial {trial} ({fault:?}): {what}"));
+    }
+    /// The receiver must still be running (we restart it only after killing it).
+    fn receiver_alive(&mut self) -> Result<(), String> {
+        match self.receiver.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(st)) => {
+                let log = self.log("receiver.log");
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                self.receiver = self.spawn(&["receive-wal", "pg"], "receiver.log");
+                Err(format!(
+                    "receive-wal exited by itself ({st}); it needed a person:\n{tail}"
+                ))
+            }
+            Err(e) => Err(format!("cannot wait for receive-wal: {e}")),
+        }
+    }
+    fn archived(&self) -> Vec<String> {
+        let wals = self.server_dir().join("wals");
+        let mut v = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&wals) {
+            for d in rd.flatten().filter(|d| d.path().is_dir()) {
+                for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                    let n = f.file_name().to_string_lossy().into_owned();
+                    if n.len() == 24 {
+                        v.push(n);
+                    }
+                }
+            }
+        }
+        v.sort();
+        v
+    }
+    fn reference_segments(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.reference)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 24)
+            .collect();
+        v.sort();
+        v
+    }
+    fn backups(&self) -> Vec<(String, String)> {
+        let out = self
+            .cmd(&["-f", "json", "list-backups", "pg"])
+            .output()
+            .expect("list");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["pg"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|b| {
+                        (
+                            b["backup_id"].as_str().unwrap_or_default().to_string(),
+                            b["status"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn psql_command(c: &Cluster) -> impl Fn(&str) -> Command + Send + Sync + 'static {
+    let sock = c.socket_dir().to_path_buf();
+    let port = c.port().to_string();
+    let psql = c.install().tool("psql").expect("psql");
+    move |sql: &str| {
+        let mut cmd = Command::new(&psql);
+        if let Some(lib) = psql.parent().and_then(Path::parent).map(|p| p.join("lib")) {
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
+        cmd.arg("-h")
+            .arg(&sock)
+            .args([
+                "-p", &port, "-U", "postgres", "-d", "postgres", "-XAtqc", sql,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+}
+
+#[test]
+fn fault_campaign() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let trials = env_u64("BARKEEP_FAULT_TRIALS", 16) as usize;
+    let budget = Duration::from_secs(env_u64("BARKEEP_FAULT_BUDGET_SECS", 100));
+    let seed = env_u64(
+        "BARKEEP_FAULT_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    );
+    eprintln!(
+        "fault campaign: seed {seed}, up to {trials} trials in {} s (replay: BARKEEP_FAULT_SEED={seed} BARKEEP_FAULT_TRIALS={trials})",
+        budget.as_secs()
+    );
+    let mut rng = Rng(seed);
+    let started = Instant::now();
+
+    let mut c = ClusterBuilder::new(&pg)
+        .setting("max_wal_size", "64MB")
+        .setting("wal_keep_size", "512MB")
+        .setting("checkpoint_timeout", "30s")
+        .start()
+        .expect("start");
+    c.pgbench_init(1).expect("pgbench -i");
+    c.psql("CREATE TABLE committed (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+        .expect("committed table");
+    let proxy = Proxy::start(c.port()).expect("proxy");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    // The catalog on a small file system that the campaign can fill.
+    let smallfs = match SmallFs::mount(dir.path(), 320) {
+        Ok(fs) => Some(fs),
+        Err(e) => {
+            eprintln!("SKIP disk-full faults: {e}");
+            None
+        }
+    };
+    let home = match &smallfs {
+        Some(fs) => fs.path().join("home"),
+        None => dir.path().join("home"),
+    };
+    std::fs::create_dir_all(&home).expect("home");
+    let config = dir.path().join("barman.conf");
+    // barkeep reaches the server through the proxy; the reference connects directly.
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+        proxy.port()
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "[barman]\nbarman_home = {}\nlog_level = INFO\n\n[pg]\ndescription = campaign\nconninfo = {conninfo}\n\
+             streaming_conninfo = {conninfo}\nbackup_method = postgres\nstreaming_archiver = on\n\
+             slot_name = barkeep\ncreate_slot = auto\ncompression = gzip\nminimum_redundancy = 1\n",
+            home.display()
+        ),
+    )
+    .expect("config");
+    let reference = dir.path().join("reference");
+    std::fs::create_dir(&reference).expect("reference dir");
+    let recvwal_bin = pg.tool("pg_receivewal").expect("pg_receivewal");
+    let sock = c.socket_dir().to_path_buf();
+    let port = c.port().to_string();
+    let recvwal = move |extra: &[&str], reference: &Path| {
+        let mut cmd = Command::new(&recvwal_bin);
+        if let Some(lib) = recvwal_bin
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("lib"))
+        {
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
+        cmd.arg("-h")
+            .arg(&sock)
+            .args(["-p", &port, "-U", "postgres", "-S", "reference", "-D"])
+            .arg(reference)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    barkeep_testkit::run(
+        recvwal(&["--create-slot"], &reference),
+        "pg_receivewal --create-slot",
+    )
+    .expect("reference slot");
+    let ref_proc = recvwal(&[], &reference).spawn().expect("pg_receivewal");
+
+    let mut cp = Campaign {
+        dir,
+        config,
+        home,
+        reference,
+        receiver: Command::new("true").spawn().expect("placeholder"),
+        reference_proc: Some(ref_proc),
+        failures: Vec::new(),
+        committed: Arc::new(Mutex::new(Vec::new())),
+        smallfs,
+    };
+    let _ = cp.receiver.wait();
+    cp.receiver = cp.spawn(&["receive-wal", "pg"], "receiver.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cp.log("receiver.log").contains("streaming from") {
+        assert!(
+            Instant::now() < deadline,
+            "receiver did not start: {}",
+            cp.log("receiver.log")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The first backup, before any fault.
+    let out = cp
+        .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
+        .output()
+        .expect("backup");
+    assert!(
+        out.status.success(),
+        "first backup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Load: numbered commits (the rows a restore must hold) and pgbench.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        let committed = cp.committed.clone();
+        let psql = psql_command(&c);
+        let pgbench_args = (
+            c.install().tool("pgbench").expect("pgbench"),
+            c.socket_dir().to_path_buf(),
+            c.port(),
+        );
+        std::thread::spawn(move || {
+            let mut next: i64 = 1;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..20 {
+                    let ok = psql(&format!("INSERT INTO committed (id) VALUES ({next})"))
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if ok {
+                        committed.lock().expect("lock").push(next);
+                    }
+                    // A failed INSERT may still have committed: never reuse its id.
+                    next += 1;
+                }
+                let (bin, sock, port) = &pgbench_args;
+                let mut cmd = Command::new(bin);
+                if let Some(lib) = bin.parent().and_then(Path::parent).map(|p| p.join("lib")) {
+                    cmd.env("LD_LIBRARY_PATH", lib);
+                }
+                let _ = cmd
+                    .arg("-h")
+                    .arg(sock)
+                    .args([
+                        "-p",
+                        &port.to_string(),
+                        "-U",
+                        "postgres",
+                        "-T",
+                        "1",
+                        "-c",
+                        "2",
+                        "-n",
+                        "postgres",
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        })
+    };
+
+    let mut stats: BTreeMap<Fault, (u32, u32)> = BTreeMap::new();
+    let mut restores = 0usize;
+    for trial in 0..trials {
+        if started.elapsed() > budget {
+            eprintln!("time budget reached after {trial} trials");
+            break;
+        }
+        let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
+        let fault = if fault == Fault::DiskFull && cp.smallfs.is_none() {
+            Fault::CutConnection
+        } else {
+            fault
+        };
+        let before = cp.failures.len();
+        eprintln!("trial {trial}: {fault:?}");
+        run_fault(
+            &mut cp,
+            &mut c,
+            &proxy,
+            &mut rng,
+            trial,
+            fault,
+            &mut restores,
+        );
+        // pg_receivewal exits after a server restart; barkeep must not need that help.
+        if let Some(p) = cp.reference_proc.as_mut()
+            && let Ok(Some(_)) = p.try_wait()
+        {
+            cp.reference_proc = recvwal(&[], &cp.reference).spawn().ok();
+        }
+        if let Err(e) = cp.receiver_alive() {
+            cp.fail(trial, fault, e);
+        }
+        let e = stats.entry(fault).or_default();
+        e.0 += 1;
+        if cp.failures.len() > before {
+            e.1 += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = loader.join();
+
+    // Final: everything committed is archived, identical to the reference; every DONE
+    // backup verifies; the latest point restores with every committed row.
+    final_checks(&mut cp, &mut c, &pg);
+
+    eprintln!(
+        "fault campaign: seed {seed}, {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("| fault | trials | failures |");
+    eprintln!("| --- | --- | --- |");
+    for (f, (n, bad)) in &stats {
+        eprintln!("| {f:?} | {n} | {bad} |");
+    }
+    kill(&mut cp.receiver, Signal::SIGTERM);
+    if let Some(mut p) = cp.reference_proc.take() {
+        kill(&mut p, Signal::SIGINT);
+    }
+    assert!(
+        cp.failures.is_empty(),
+        "{} failure(s) (seed {seed}):\n{}",
+        cp.failures.len(),
+        cp.failures.join("\n")
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_fault(
+    cp: &mut Campaign,
+    c: &mut Cluster,
+    proxy: &Proxy,
+    rng: &mut Rng,
+    trial: usize,
+    fault: Fault,
+    restores: &mut usize,
+) {
+    match fault {
+        Fault::KillReceiver => {
+            std::thread::sleep(rng.millis(2500));
+            kill(&mut cp.receiver, Signal::SIGKILL);
+            cp.receiver = cp.spawn(&["receive-wal", "pg"], "receiver.log");
+        }
+        Fault::KillArchiveWal => {
+            // Work for it: the reference's newest segments pushed into incoming/.
+            let segs = cp.reference_segments();
+            for n in segs.iter().rev().take(3) {
+                let _ = std::fs::copy(
+                    cp.reference.join(n),
+                    cp.server_dir().join("incoming").join(n),
+                );
+            }
+            let mut p = cp.spawn(&["archive-wal", "pg"], "archive-wal.log");
+            std::thread::sleep(rng.millis(400));
+            kill(&mut p, Signal::SIGKILL);
+            let out = cp
+                .cmd(&["archive-wal", "pg"])
+                .output()
+                .expect("archive-wal");
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                cp.fail(trial, fault, format!("archive-wal after a kill: {err}"));
+            }
+        }
+        Fault::KillBackup => {
+            let mut p = cp.spawn(&["backup", "pg"], "backup.log");
+            std::thread::sleep(rng.millis(3000));
+            kill(&mut p, Signal::SIGKILL);
+        }
+        Fault::Backup => {
+            let out = cp
+                .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
+                .output()
+                .expect("backup");
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                cp.fail(
+                    trial,
+                    fault,
+                    format!("a backup after earlier faults failed: {err}"),
+                );
+            }
+            // Keep the small file system from filling with backups.
+            let done: Vec<String> = cp
+                .backups()
+                .into_iter()
+                .filter(|(_, s)| s == "DONE")
+                .map(|(id, _)| id)
+                .collect();
+            if done.len() > 3 {
+                let oldest = done.last().cloned().unwrap_or_default();
+                let _ = cp.cmd(&["delete", "pg", &oldest]).output();
+            }
+        }
+        Fault::KillRestore => {
+            *restores += 1;
+            let dest = cp.dir.path().join(format!("killed-restore-{restores}"));
+            let mut p = cp.spawn(
+                &["restore", "pg", "latest", dest.to_str().expect("utf-8")],
+                "restore.log",
+            );
+            std::thread::sleep(rng.millis(1500));
+            kill(&mut p, Signal::SIGKILL);
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+        Fault::KillDelete => {
+            let done: Vec<String> = cp
+                .backups()
+                .into_iter()
+                .filter(|(_, s)| s == "DONE")
+                .map(|(id, _)| id)
+                .collect();
+            if done.len() >= 3 {
+                let oldest = done.last().cloned().unwrap_or_default();
+                let mut p = cp.spawn(&["delete", "pg", &oldest], "delete.log");
+                std::thread::sleep(rng.millis(150));
+                kill(&mut p, Signal::SIGKILL);
+                // The next command finishes or forgets it; never a half-deleted DONE.
+                if cp
+                    .backups()
+                    .iter()
+                    .any(|(id, s)| *id == oldest && s == "DONE")
+                {
+                    let out = cp
+                        .cmd(&["verify-backup", "pg", &oldest])
+                        .output()
+                        .expect("verify");
+                    if !out.status.success() {
+                        cp.fail(trial, fault, format!("backup {oldest} is DONE after a killed delete but does not verify: {}", String::from_utf8_lossy(&out.stderr)));
+                    }
+                }
+            } else {
+                let _ = cp.cmd(&["backup", "pg"]).output();
+            }
+        }
+        Fault::CrashPostgres => {
+            std::thread::sleep(rng.millis(1500));
+            c.crash().and_then(|()| c.start()).expect("crash + start");
+        }
+        Fault::RestartPostgres => {
+            std::thread::sleep(rng.millis(1500));
+            c.stop(StopMode::Fast)
+                .and_then(|()| c.start())
+                .expect("restart");
+        }
+        Fault::CutConnection => {
+            std::thread::sleep(rng.millis(1500));
+            proxy.sever();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Fault::StallConnection => {
+            proxy.stall(Duration::from_millis(1000 + rng.below(4000)));
+        }
+        Fault::DiskFull => disk_full(cp, trial),
+        Fault::BadInput => bad_input(cp, rng, trial),
+    }
+}
+
+fn disk_full(cp: &mut Campaign, trial: usize) {
+    let Some(fs) = cp.smallfs.take() else { return };
+    fs.fill(64 * 1024).expect("fill");
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = cp.cmd(&["backup", "pg"]).output().expect("backup");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let fs_path = fs.path().display().to_string();
+    // A backup that fitted in what was left has nothing to report.
+    let reported = err.contains("No space left on device") && err.contains(&fs_path);
+    if !out.status.success() && !reported {
+        cp.fail(
+            trial,
+            Fault::DiskFull,
+            format!("a full disk must be reported with the path: {err}"),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    fs.free();
+    cp.smallfs = Some(fs);
+    // Space is back: a backup works again; the receiver went on by itself.
+    let out = cp
+        .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
+        .output()
+        .expect("backup");
+    if !out.status.success() {
+        let e = String::from_utf8_lossy(&out.stderr).into_owned();
+        cp.fail(
+            trial,
+            Fault::DiskFull,
+            format!("backup after space returned: {e}"),
+        );
+    }
+}
+
+fn bad_input(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
+    let archived = cp.archived();
+    let Some(name) = archived
+        .get(rng.below(archived.len() as u64) as usize)
+        .cloned()
+    else {
+        return;
+    };
+    let wals = cp.server_dir().join("wals").join(&name[..16]).join(&name);
+    let good = decompress(&wals);
+    let incoming = cp.server_dir().join("incoming");
+    let mut different = good.clone();
+    let at = 8192 + rng.below((good.len() - 8192) as u64) as usize;
+    different[at] ^= 0x55;
+    let mut other_cluster = good.clone();
+    other_cluster[8] ^= 0xff; // the system identifier of the long page header
+    let seg = barkeep_wal::SegmentSize::new(good.len() as u64).expect("size");
+    let parsed = seg.parse_segment_name(&name).expect("name");
+    let far = seg.segment_name(parsed.tli, parsed.segno + 100_000);
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (name.clone(), different),
+        (far.clone(), other_cluster),
+        (
+            seg.segment_name(parsed.tli, parsed.segno + 100_001),
+            good[..good.len() / 2].to_vec(),
+        ),
+        ("garbage.bin".into(), b"not WAL at all".to_vec()),
+    ];
+    for (n, data) in &files {
+        std::fs::write(incoming.join(n), data).expect("bad file");
+    }
+    let out = cp
+        .cmd(&["archive-wal", "pg"])
+        .output()
+        .expect("archive-wal");
+    let _ = out;
+    for (n, _) in &files {
+        if incoming.join(n).exists() {
+            cp.fail(trial, Fault::BadInput, format!("{n} stayed in incoming/"));
+        }
+    }
+    if decompress(&wals) != good {
+        cp.fail(
+            trial,
+            Fault::BadInput,
+            format!("archived {name} was changed by a bad copy"),
+        );
+    }
+    if cp.archived().contains(&far) {
+        cp.fail(
+            trial,
+            Fault::BadInput,
+            format!("{far} of another cluster was archived"),
+        );
+    }
+}
+
+fn final_checks(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInstall) {
+    if !c.is_running() {
+        c.start().expect("start");
+    }
+    if let Err(e) = cp.receiver_alive() {
+        cp.fail(usize::MAX, Fault::KillReceiver, e);
+    }
+    let final_id: i64 = 1_000_000_000;
+    c.psql(&format!("INSERT INTO committed (id) VALUES ({final_id})"))
+        .expect("final row");
+    cp.committed.lock().expect("lock").push(final_id);
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let have = cp.archived().iter().any(|n| *n >= last)
+            && cp.reference_segments().iter().any(|n| *n >= last);
+        if have {
+            break;
+        }
+        if Instant::now() > deadline {
+            cp.fail(
+                usize::MAX,
+                Fault::KillReceiver,
+                format!("segment {last} never archived:\n{}", cp.log("receiver.log")),
+            );
+            break;
+        }
+        if let Some(p) = cp.reference_proc.as_mut()
+            && let Ok(Some(_)) = p.try_wait()
+        {
+            cp.reference_proc = None;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Every reference segment from barkeep's first on: archived and identical.
+    let ours = cp.archived();
+    let first = ours.first().cloned().unwrap_or_default();
+    let mut compared = 0;
+    let plain = cp.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).expect("plain");
+    for n in cp.reference_segments().into_iter().filter(|n| *n >= first) {
+        let out = cp
+            .cmd(&["get-wal", "pg", &n, "-o", plain.to_str().expect("utf-8")])
+            .output()
+            .expect("get-wal");
+        if !out.status.success() {
+            cp.fail(
+                usize::MAX,
+                Fault::KillReceiver,
+                format!(
+                    "WAL LOST: {n} is not in barkeep's archive: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+            continue;
+        }
+        let theirs = std::fs::read(cp.reference.join(&n)).expect("reference");
+        let mine = std::fs::read(plain.join(&n)).expect("fetched");
+        if mine != theirs {
+            cp.fail(usize::MAX, Fault::KillReceiver, format!("WAL DIFFERS: {n}"));
+        }
+        compared += 1;
+    }
+    eprintln!(
+        "{compared} segments identical to pg_receivewal's ({} archived)",
+        ours.len()
+    );
+    // No DONE backup that fails verification.
+    let mut done = 0;
+    for (id, status) in cp.backups() {
+        if status != "DONE" {
+            continue;
+        }
+        done += 1;
+        let out = cp
+            .cmd(&["verify-backup", "pg", &id])
+            .output()
+            .expect("verify");
+        if !out.status.success() {
+            cp.fail(
+                usize::MAX,
+                Fault::KillBackup,
+                format!(
+                    "DONE backup {id} fails verify-backup: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+        }
+    }
+    eprintln!("{done} DONE backups verified");
+    // The latest point: every committed row.
+    let mut target = ClusterBuilder::new(pg).create().expect("target");
+    let dest = target.data_dir().to_path_buf();
+    std::fs::remove_dir_all(&dest).expect("empty target");
+    let out = cp
+        .cmd(&["restore", "pg", "latest", dest.to_str().expect("utf-8")])
+        .output()
+        .expect("restore");
+    if !out.status.success() {
+        cp.fail(
+            usize::MAX,
+            Fault::KillRestore,
+            format!("restore latest: {}", String::from_utf8_lossy(&out.stderr)),
+        );
+        return;
+    }
+    target.adopt_data_dir("").expect("adopt");
+    if let Err(e) = target
+        .start()
+        .and_then(|()| target.wait_for_recovery_end(Duration::from_secs(180)))
+    {
+        cp.fail(
+            usize::MAX,
+            Fault::KillRestore,
+            format!("the restored server does not start: {e:?}"),
+        );
+        return;
+    }
+    let ids = cp.committed.lock().expect("lock").clone();
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let present = target
+        .query_value(&format!(
+            "SELECT count(*) FROM committed WHERE id IN ({list})"
+        ))
+        .expect("count");
+    if present != ids.len().to_string() {
+        cp.fail(
+            usize::MAX,
+            Fault::KillRestore,
+            format!("restored {present} of {} committed rows", ids.len()),
+        );
+    }
+    eprintln!(
+        "restore to the latest point holds all {} committed rows",
+        ids.len()
+    );
+}
