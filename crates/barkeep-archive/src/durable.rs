@@ -163,10 +163,34 @@ pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(dest, |f| f.write_all(bytes))
 }
 
+/// Crash points for the fault campaign: `BARKEEP_CRASH_AT=POINT:N` makes this process
+/// SIGKILL itself at the N-th time it reaches POINT — `before-rename` (the temporary file
+/// is complete and fsynced, not yet in place) or `after-rename` (in place, its directory
+/// not yet fsynced) — so the campaign can stop a process exactly inside those windows.
+/// Unset (always, outside tests), it costs one relaxed load.
+pub fn crash_point(point: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PLAN: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let plan = PLAN.get_or_init(|| {
+        let v = std::env::var("BARKEEP_CRASH_AT").ok()?;
+        let (p, n) = v.split_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, n)) = plan
+        && p == point
+        && HITS.fetch_add(1, Ordering::Relaxed) + 1 == *n
+    {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// Renames and fsyncs the destination directory (and the source directory when it differs).
 pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    crash_point("before-rename");
     fs::rename(from, to)
         .map_err(|e| ArchiveError::io(format!("rename to `{}`", to.display()), from, e))?;
+    crash_point("after-rename");
     let to_dir = to.parent().unwrap_or(Path::new("."));
     fsync_dir(to_dir)?;
     if let Some(from_dir) = from.parent()

@@ -351,7 +351,18 @@ impl Receiver {
         let mut stream = conn
             .start_replication(slot, start, Some(tli))
             .await
-            .map_err(retry)?;
+            .map_err(|e| {
+                if e.sqlstate() == Some("58P01") {
+                    // Retried: a standby being promoted or a restored pg_wal may still
+                    // bring it back; meanwhile every attempt says what is at stake.
+                    SessionError::Retry(format!(
+                        "{}: the server no longer has the WAL from {start} on timeline {tli}, which the archive needs next; until it is found (another server of the cluster, a restored pg_wal) the archive cannot go on without a gap, and backups after it need new WAL",
+                        crate::error::chain(&e)
+                    ))
+                } else {
+                    retry(e)
+                }
+            })?;
         let mut current: Option<OpenSegment> = None;
         let mut received = start;
         let mut flushed = start;

@@ -183,7 +183,10 @@ fn with_catalog_group_one_group_may_read_and_deliver_but_never_the_world() {
     };
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let c = ClusterBuilder::new(&pg).start().expect("start");
-    let home = Home::shared(&c, "compression = gzip\n");
+    let home = Home::shared(
+        &c,
+        "compression = gzip\nslot_name = barkeep\ncreate_slot = auto\n",
+    );
     let group = c.os_user().group_name();
     let gid = nix::unistd::Group::from_name(&group)
         .expect("group lookup")
@@ -191,6 +194,9 @@ fn with_catalog_group_one_group_may_read_and_deliver_but_never_the_world() {
         .gid
         .as_raw();
     let mut receiver = home.receiver();
+    wait_for(&home, "the receiver", Duration::from_secs(30), || {
+        home.receiver_log().contains("streaming from")
+    });
     home.run(&["backup", "--wait", "--wait-timeout", "60", "pg"]);
     kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let all = modes(&home.server_dir());

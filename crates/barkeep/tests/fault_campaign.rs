@@ -61,9 +61,11 @@ enum Fault {
     StallConnection,
     DiskFull,
     BadInput,
+    Promote,
+    CrashAtRename,
 }
 
-const FAULTS: [Fault; 12] = [
+const FAULTS: [Fault; 14] = [
     Fault::KillReceiver,
     Fault::KillArchiveWal,
     Fault::KillBackup,
@@ -76,6 +78,8 @@ const FAULTS: [Fault; 12] = [
     Fault::StallConnection,
     Fault::DiskFull,
     Fault::BadInput,
+    Fault::Promote,
+    Fault::CrashAtRename,
 ];
 
 struct Campaign {
@@ -89,6 +93,10 @@ struct Campaign {
     /// Ids of rows whose INSERT returned success.
     committed: Arc<Mutex<Vec<i64>>>,
     smallfs: Option<SmallFs>,
+    /// Segments already found identical to the reference's.
+    compared: std::collections::BTreeSet<String>,
+    /// Marker rows written so far.
+    marker: i64,
 }
 
 impl Campaign {
@@ -206,25 +214,24 @@ fn env_u64(key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn psql_command(c: &Cluster) -> impl Fn(&str) -> Command + Send + Sync + 'static {
-    let sock = c.socket_dir().to_path_buf();
-    let port = c.port().to_string();
-    let psql = c.install().tool("psql").expect("psql");
-    move |sql: &str| {
-        let mut cmd = Command::new(&psql);
-        if let Some(lib) = psql.parent().and_then(Path::parent).map(|p| p.join("lib")) {
-            cmd.env("LD_LIBRARY_PATH", lib);
-        }
-        cmd.arg("-h")
-            .arg(&sock)
-            .args([
-                "-p", &port, "-U", "postgres", "-d", "postgres", "-XAtqc", sql,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd
+/// Where the current primary listens (its socket directory and port): it moves when
+/// the server restarts on another port or a standby is promoted.
+type Target = Arc<Mutex<(PathBuf, u16)>>;
+
+/// A client tool of `c`'s installation, connected to the current primary.
+fn client(bin: &Path, target: &Target) -> Command {
+    let mut cmd = Command::new(bin);
+    if let Some(lib) = bin.parent().and_then(Path::parent).map(|p| p.join("lib")) {
+        cmd.env("LD_LIBRARY_PATH", lib);
     }
+    let (sock, port) = target.lock().expect("target").clone();
+    cmd.arg("-h")
+        .arg(sock)
+        .args(["-p", &port.to_string(), "-U", "postgres"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
 }
 
 #[test]
@@ -296,27 +303,17 @@ fn fault_campaign() {
     .expect("config");
     let reference = dir.path().join("reference");
     std::fs::create_dir(&reference).expect("reference dir");
+    let target: Target = Arc::new(Mutex::new((c.socket_dir().to_path_buf(), c.port())));
     let recvwal_bin = pg.tool("pg_receivewal").expect("pg_receivewal");
-    let sock = c.socket_dir().to_path_buf();
-    let port = c.port().to_string();
-    let recvwal = move |extra: &[&str], reference: &Path| {
-        let mut cmd = Command::new(&recvwal_bin);
-        if let Some(lib) = recvwal_bin
-            .parent()
-            .and_then(Path::parent)
-            .map(|p| p.join("lib"))
-        {
-            cmd.env("LD_LIBRARY_PATH", lib);
+    let recvwal = {
+        let target = target.clone();
+        move |extra: &[&str], reference: &Path| {
+            let mut cmd = client(&recvwal_bin, &target);
+            cmd.args(["-S", "reference", "-D"])
+                .arg(reference)
+                .args(extra);
+            cmd
         }
-        cmd.arg("-h")
-            .arg(&sock)
-            .args(["-p", &port, "-U", "postgres", "-S", "reference", "-D"])
-            .arg(reference)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd
     };
     barkeep_testkit::run(
         recvwal(&["--create-slot"], &reference),
@@ -335,6 +332,8 @@ fn fault_campaign() {
         failures: Vec::new(),
         committed: Arc::new(Mutex::new(Vec::new())),
         smallfs,
+        compared: Default::default(),
+        marker: 0,
     };
     let _ = cp.receiver.wait();
     cp.receiver = cp.spawn(&["receive-wal", "pg"], "receiver.log");
@@ -363,17 +362,16 @@ fn fault_campaign() {
     let loader = {
         let stop = stop.clone();
         let committed = cp.committed.clone();
-        let psql = psql_command(&c);
-        let pgbench_args = (
-            c.install().tool("pgbench").expect("pgbench"),
-            c.socket_dir().to_path_buf(),
-            c.port(),
-        );
+        let psql = c.install().tool("psql").expect("psql");
+        let pgbench = c.install().tool("pgbench").expect("pgbench");
+        let target = target.clone();
         std::thread::spawn(move || {
             let mut next: i64 = 1;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..20 {
-                    let ok = psql(&format!("INSERT INTO committed (id) VALUES ({next})"))
+                    let ok = client(&psql, &target)
+                        .args(["-d", "postgres", "-XAtqc"])
+                        .arg(format!("INSERT INTO committed (id) VALUES ({next})"))
                         .status()
                         .is_ok_and(|s| s.success());
                     if ok {
@@ -382,29 +380,8 @@ fn fault_campaign() {
                     // A failed INSERT may still have committed: never reuse its id.
                     next += 1;
                 }
-                let (bin, sock, port) = &pgbench_args;
-                let mut cmd = Command::new(bin);
-                if let Some(lib) = bin.parent().and_then(Path::parent).map(|p| p.join("lib")) {
-                    cmd.env("LD_LIBRARY_PATH", lib);
-                }
-                let _ = cmd
-                    .arg("-h")
-                    .arg(sock)
-                    .args([
-                        "-p",
-                        &port.to_string(),
-                        "-U",
-                        "postgres",
-                        "-T",
-                        "1",
-                        "-c",
-                        "2",
-                        "-n",
-                        "postgres",
-                    ])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                let _ = client(&pgbench, &target)
+                    .args(["-T", "1", "-c", "2", "-n", "postgres"])
                     .status();
             }
         })
@@ -412,6 +389,8 @@ fn fault_campaign() {
 
     let mut stats: BTreeMap<Fault, (u32, u32)> = BTreeMap::new();
     let mut restores = 0usize;
+    let mut promotions = 0usize;
+    let mut verified: Vec<String> = Vec::new();
     for trial in 0..trials {
         if started.elapsed() > budget {
             eprintln!("time budget reached after {trial} trials");
@@ -424,24 +403,51 @@ fn fault_campaign() {
             fault
         };
         let before = cp.failures.len();
+        let fault = if fault == Fault::Promote && promotions * 25 > trial {
+            Fault::RestartPostgres
+        } else {
+            fault
+        };
+        if fault == Fault::Promote {
+            promotions += 1;
+        }
         eprintln!("trial {trial}: {fault:?}");
-        run_fault(
-            &mut cp,
-            &mut c,
-            &proxy,
-            &mut rng,
-            trial,
-            fault,
-            &mut restores,
-        );
+        let mut env = Env {
+            c: &mut c,
+            pg: &pg,
+            proxy: &proxy,
+            rng: &mut rng,
+            restores: &mut restores,
+        };
+        run_fault(&mut cp, &mut env, trial, fault);
+        // The primary may have moved (new port after a restart, promoted standby).
+        *target.lock().expect("target") = (c.socket_dir().to_path_buf(), c.port());
+        proxy.retarget(c.port());
+        if fault == Fault::Promote {
+            let _ = barkeep_testkit::run(
+                recvwal(&["--create-slot", "--if-not-exists"], &cp.reference),
+                "pg_receivewal --create-slot",
+            );
+            if let Some(mut p) = cp.reference_proc.take() {
+                kill(&mut p, Signal::SIGINT);
+            }
+            forget_rows_lost_in_failover(&cp, &c);
+        }
         // pg_receivewal exits after a server restart; barkeep must not need that help.
-        if let Some(p) = cp.reference_proc.as_mut()
-            && let Ok(Some(_)) = p.try_wait()
-        {
+        let dead = match cp.reference_proc.as_mut() {
+            Some(p) => matches!(p.try_wait(), Ok(Some(_))),
+            None => true,
+        };
+        if dead {
             cp.reference_proc = recvwal(&[], &cp.reference).spawn().ok();
         }
         if let Err(e) = cp.receiver_alive() {
             cp.fail(trial, fault, e);
+        }
+        check_wal(&mut cp, trial, fault);
+        check_backups(&mut cp, trial, fault, &mut verified);
+        if trial % 25 == 24 {
+            check_restore(&mut cp, &mut c, &pg, trial, fault);
         }
         let e = stats.entry(fault).or_default();
         e.0 += 1;
@@ -454,7 +460,7 @@ fn fault_campaign() {
 
     // Final: everything committed is archived, identical to the reference; every DONE
     // backup verifies; the latest point restores with every committed row.
-    final_checks(&mut cp, &mut c, &pg);
+    final_checks(&mut cp, &mut c, &pg, &mut verified);
 
     eprintln!(
         "fault campaign: seed {seed}, {:.0} s",
@@ -477,16 +483,23 @@ fn fault_campaign() {
     );
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_fault(
-    cp: &mut Campaign,
-    c: &mut Cluster,
-    proxy: &Proxy,
-    rng: &mut Rng,
-    trial: usize,
-    fault: Fault,
-    restores: &mut usize,
-) {
+/// What a fault may act on besides the campaign's own state.
+struct Env<'a> {
+    c: &'a mut Cluster,
+    pg: &'a barkeep_testkit::PgInstall,
+    proxy: &'a Proxy,
+    rng: &'a mut Rng,
+    restores: &'a mut usize,
+}
+
+fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
+    let Env {
+        c,
+        pg,
+        proxy,
+        rng,
+        restores,
+    } = env;
     match fault {
         Fault::KillReceiver => {
             std::thread::sleep(rng.millis(2500));
@@ -545,7 +558,7 @@ fn run_fault(
             }
         }
         Fault::KillRestore => {
-            *restores += 1;
+            **restores += 1;
             let dest = cp.dir.path().join(format!("killed-restore-{restores}"));
             let mut p = cp.spawn(
                 &["restore", "pg", "latest", dest.to_str().expect("utf-8")],
@@ -605,6 +618,68 @@ fn run_fault(
         }
         Fault::DiskFull => disk_full(cp, trial),
         Fault::BadInput => bad_input(cp, rng, trial),
+        Fault::Promote => promote_standby(cp, c, pg),
+        Fault::CrashAtRename => crash_at_rename(cp, rng, trial),
+    }
+}
+
+/// A command that SIGKILLs itself exactly inside a durable rename (barkeep's
+/// `BARKEEP_CRASH_AT` crash points): just before it, or after it and before the directory
+/// fsync.
+fn crash_at_rename(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
+    let point = if rng.below(2) == 0 {
+        "before-rename"
+    } else {
+        "after-rename"
+    };
+    let n = 1 + rng.below(12);
+    let plan = format!("{point}:{n}");
+    let which = rng.below(3);
+    let args: Vec<&str> = match which {
+        0 => vec!["receive-wal", "pg"],
+        1 => vec!["archive-wal", "pg"],
+        _ => vec!["backup", "pg"],
+    };
+    eprintln!("  {} with BARKEEP_CRASH_AT={plan}", args[0]);
+    if which == 0 {
+        kill(&mut cp.receiver, Signal::SIGKILL);
+    } else {
+        for seg in cp.reference_segments().iter().rev().take(3) {
+            let _ = std::fs::copy(
+                cp.reference.join(seg),
+                cp.server_dir().join("incoming").join(seg),
+            );
+        }
+    }
+    let mut p = cp
+        .cmd(&args)
+        .env("BARKEEP_CRASH_AT", &plan)
+        .stdout(Stdio::null())
+        .stderr(cp.log_file("crash-at.log"))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(if which == 0 { 8 } else { 60 });
+    while Instant::now() < deadline && matches!(p.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(&mut p, Signal::SIGKILL);
+    if which == 0 {
+        cp.receiver = cp.spawn(&["receive-wal", "pg"], "receiver.log");
+    }
+    // Whatever the instant, the same command works afterwards.
+    if which == 1 {
+        let out = cp
+            .cmd(&["archive-wal", "pg"])
+            .output()
+            .expect("archive-wal");
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            cp.fail(
+                trial,
+                Fault::CrashAtRename,
+                format!("archive-wal after a crash at {plan}: {err}"),
+            );
+        }
     }
 }
 
@@ -699,99 +774,125 @@ fn bad_input(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
     }
 }
 
-fn final_checks(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInstall) {
-    if !c.is_running() {
-        c.start().expect("start");
-    }
-    if let Err(e) = cp.receiver_alive() {
-        cp.fail(usize::MAX, Fault::KillReceiver, e);
-    }
-    let final_id: i64 = 1_000_000_000;
-    c.psql(&format!("INSERT INTO committed (id) VALUES ({final_id})"))
-        .expect("final row");
-    cp.committed.lock().expect("lock").push(final_id);
-    let last = c
-        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
-        .expect("switch");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let have = cp.archived().iter().any(|n| *n >= last)
-            && cp.reference_segments().iter().any(|n| *n >= last);
-        if have {
-            break;
-        }
-        if Instant::now() > deadline {
-            cp.fail(
-                usize::MAX,
-                Fault::KillReceiver,
-                format!("segment {last} never archived:\n{}", cp.log("receiver.log")),
-            );
-            break;
-        }
-        if let Some(p) = cp.reference_proc.as_mut()
-            && let Ok(Some(_)) = p.try_wait()
-        {
-            cp.reference_proc = None;
+/// Every complete segment the reference holds, from barkeep's first on, must reach
+/// barkeep's archive (within a minute: the receiver may be in its back-off) and be
+/// byte-identical there, fetched with get-wal.
+fn check_wal(cp: &mut Campaign, trial: usize, fault: Fault) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (ours, missing) = loop {
+        let ours = cp.archived();
+        let first = ours.first().cloned().unwrap_or_default();
+        let missing: Vec<String> = cp
+            .reference_segments()
+            .into_iter()
+            .filter(|n| *n >= first && ours.binary_search(n).is_err())
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break (ours, missing);
         }
         std::thread::sleep(Duration::from_millis(300));
+    };
+    if !missing.is_empty() {
+        let log = cp.log("receiver.log");
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        cp.fail(
+            trial,
+            fault,
+            format!("WAL LOST: {missing:?} are in the reference, not in barkeep's archive; receiver log (newest first):\n{}", tail.join("\n")),
+        );
     }
-    // Every reference segment from barkeep's first on: archived and identical.
-    let ours = cp.archived();
-    let first = ours.first().cloned().unwrap_or_default();
-    let mut compared = 0;
     let plain = cp.dir.path().join("plain");
     std::fs::create_dir_all(&plain).expect("plain");
-    for n in cp.reference_segments().into_iter().filter(|n| *n >= first) {
+    let todo: Vec<String> = cp
+        .reference_segments()
+        .into_iter()
+        .filter(|n| ours.binary_search(n).is_ok() && !cp.compared.contains(n))
+        .collect();
+    for n in todo {
         let out = cp
             .cmd(&["get-wal", "pg", &n, "-o", plain.to_str().expect("utf-8")])
             .output()
             .expect("get-wal");
-        if !out.status.success() {
+        let same = out.status.success()
+            && std::fs::read(plain.join(&n)).ok() == std::fs::read(cp.reference.join(&n)).ok();
+        let _ = std::fs::remove_file(plain.join(&n));
+        if same {
+            cp.compared.insert(n);
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
             cp.fail(
-                usize::MAX,
-                Fault::KillReceiver,
-                format!(
-                    "WAL LOST: {n} is not in barkeep's archive: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
+                trial,
+                fault,
+                format!("WAL DIFFERS: {n} from get-wal is not pg_receivewal's {err}"),
             );
-            continue;
         }
-        let theirs = std::fs::read(cp.reference.join(&n)).expect("reference");
-        let mine = std::fs::read(plain.join(&n)).expect("fetched");
-        if mine != theirs {
-            cp.fail(usize::MAX, Fault::KillReceiver, format!("WAL DIFFERS: {n}"));
-        }
-        compared += 1;
     }
-    eprintln!(
-        "{compared} segments identical to pg_receivewal's ({} archived)",
-        ours.len()
-    );
-    // No DONE backup that fails verification.
-    let mut done = 0;
+}
+
+/// No DONE backup fails verify-backup (each checked once).
+fn check_backups(cp: &mut Campaign, trial: usize, fault: Fault, verified: &mut Vec<String>) {
     for (id, status) in cp.backups() {
-        if status != "DONE" {
+        if status != "DONE" || verified.contains(&id) {
             continue;
         }
-        done += 1;
         let out = cp
             .cmd(&["verify-backup", "pg", &id])
             .output()
             .expect("verify");
-        if !out.status.success() {
+        if out.status.success() {
+            verified.push(id);
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
             cp.fail(
-                usize::MAX,
-                Fault::KillBackup,
-                format!(
-                    "DONE backup {id} fails verify-backup: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
+                trial,
+                fault,
+                format!("DONE backup {id} fails verify-backup: {err}"),
             );
         }
     }
-    eprintln!("{done} DONE backups verified");
-    // The latest point: every committed row.
+}
+
+/// A row committed now, its segment switched out and archived: every row committed
+/// before it must come back from a restore to the latest point.
+fn check_restore(
+    cp: &mut Campaign,
+    c: &mut Cluster,
+    pg: &barkeep_testkit::PgInstall,
+    trial: usize,
+    fault: Fault,
+) {
+    if !c.is_running() {
+        c.start().expect("start");
+    }
+    cp.marker += 1;
+    let marker = 1_000_000_000 + cp.marker;
+    c.psql(&format!("INSERT INTO committed (id) VALUES ({marker})"))
+        .expect("marker row");
+    let ids = {
+        let mut committed = cp.committed.lock().expect("lock");
+        committed.push(marker);
+        committed.clone()
+    };
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cp
+        .archived()
+        .iter()
+        .any(|n| n[8..] >= last[8..] && n[..8] >= last[..8])
+    {
+        if Instant::now() > deadline {
+            let log = cp.log("receiver.log");
+            cp.fail(
+                trial,
+                fault,
+                format!("segment {last} never archived:\n{log}"),
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let mut target = ClusterBuilder::new(pg).create().expect("target");
     let dest = target.data_dir().to_path_buf();
     std::fs::remove_dir_all(&dest).expect("empty target");
@@ -800,11 +901,8 @@ fn final_checks(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInst
         .output()
         .expect("restore");
     if !out.status.success() {
-        cp.fail(
-            usize::MAX,
-            Fault::KillRestore,
-            format!("restore latest: {}", String::from_utf8_lossy(&out.stderr)),
-        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        cp.fail(trial, fault, format!("restore latest: {err}"));
         return;
     }
     target.adopt_data_dir("").expect("adopt");
@@ -813,13 +911,12 @@ fn final_checks(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInst
         .and_then(|()| target.wait_for_recovery_end(Duration::from_secs(180)))
     {
         cp.fail(
-            usize::MAX,
-            Fault::KillRestore,
+            trial,
+            fault,
             format!("the restored server does not start: {e:?}"),
         );
         return;
     }
-    let ids = cp.committed.lock().expect("lock").clone();
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     let present = target
         .query_value(&format!(
@@ -828,13 +925,121 @@ fn final_checks(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInst
         .expect("count");
     if present != ids.len().to_string() {
         cp.fail(
-            usize::MAX,
-            Fault::KillRestore,
+            trial,
+            fault,
             format!("restored {present} of {} committed rows", ids.len()),
         );
+    } else {
+        eprintln!(
+            "restore to the latest point holds all {} committed rows",
+            ids.len()
+        );
     }
+}
+
+/// A failover can lose the primary's last commits (not barkeep's doing): rows the new
+/// primary does not have are no longer expected from a restore.
+fn forget_rows_lost_in_failover(cp: &Campaign, c: &Cluster) {
+    let mut committed = cp.committed.lock().expect("lock");
+    let have: std::collections::BTreeSet<i64> = c
+        .query_rows("SELECT id FROM committed")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.first().and_then(|v| v.parse().ok()))
+        .collect();
+    let before = committed.len();
+    committed.retain(|id| have.contains(id));
+    if committed.len() != before {
+        eprintln!(
+            "failover lost {} commit(s) of the old primary",
+            before - committed.len()
+        );
+    }
+}
+
+/// A real failover: a standby made with pg_basebackup -R catches up, the primary stops
+/// (fast: it sends all its WAL first), the standby is promoted (timeline switch) and
+/// becomes the server everyone talks to.
+fn promote_standby(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInstall) {
+    let copy = cp.dir.path().join("standby-copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    let mut bb = c.tool_command("pg_basebackup").expect("pg_basebackup");
+    bb.arg("-h")
+        .arg(c.socket_dir())
+        .args([
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+            "-X",
+            "stream",
+            "-R",
+            "-c",
+            "fast",
+            "-D",
+        ])
+        .arg(&copy);
+    barkeep_testkit::run(bb, "pg_basebackup -R").expect("standby base backup");
+    let mut standby = ClusterBuilder::new(pg).create().expect("standby");
+    standby
+        .replace_data_dir(&copy, "hot_standby = on\n")
+        .expect("standby data");
+    let _ = std::fs::remove_dir_all(&copy);
+    standby.start().expect("start standby");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c
+        .query_value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+        .map(|n| n == "0")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the standby does not stream");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A switchover done with care: barkeep has received the WAL up to now before the
+    // primary goes (what it misses during the shutdown the new primary still has). WAL
+    // that neither barkeep nor the standby ever received cannot be archived by anyone.
+    let lsn = c.query_value("SELECT pg_current_wal_lsn()").expect("lsn");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !c
+        .query_value(&format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'barman_receive_wal' AND write_lsn >= '{lsn}'"
+        ))
+        .is_ok_and(|n| n == "1")
+    {
+        if Instant::now() > deadline {
+            cp.fail(usize::MAX, Fault::Promote, format!("barkeep's receiver did not reach {lsn} within 90 s"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.stop(StopMode::Fast).expect("stop the primary");
+    standby.promote().expect("promote");
+    std::mem::swap(c, &mut standby);
+    drop(standby);
     eprintln!(
-        "restore to the latest point holds all {} committed rows",
-        ids.len()
+        "promoted a standby: now writing {}",
+        c.query_value("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            .unwrap_or_default()
+    );
+}
+
+fn final_checks(
+    cp: &mut Campaign,
+    c: &mut Cluster,
+    pg: &barkeep_testkit::PgInstall,
+    verified: &mut Vec<String>,
+) {
+    let t = usize::MAX;
+    if let Err(e) = cp.receiver_alive() {
+        cp.fail(t, Fault::KillReceiver, e);
+    }
+    check_restore(cp, c, pg, t, Fault::KillRestore);
+    check_wal(cp, t, Fault::KillReceiver);
+    check_backups(cp, t, Fault::KillBackup, verified);
+    eprintln!(
+        "{} segments identical to pg_receivewal's ({} archived); {} DONE backups verified",
+        cp.compared.len(),
+        cp.archived().len(),
+        verified.len()
     );
 }
