@@ -25,4 +25,4 @@ export BARKEEP_FAULT_TRIALS="$trials"
 # About 10 s a trial on 2 cores, plus set-up and the final restore.
 export BARKEEP_FAULT_BUDGET_SECS=$((trials * 20 + 60))
 [ -n "$seed" ] && export BARKEEP_FAULT_SEED="$seed"
-exec cargo test --release --locked -p barkeep --test fault_campaign -- --nocapture
+exec cargo test --locked -p barkeep --test fault_campaign -- --nocapture

@@ -117,6 +117,17 @@ fn clean_path(p: &Path) -> Result<String> {
     Ok(s)
 }
 
+/// Files that carry their own CRC-32C at the end, so that their whole-file CRC-32C is the
+/// same for any content: never shared by comparing checksums.
+pub fn self_checksummed(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name == "pg_control"
+        || name == "pg_filenode.map"
+        || rel.starts_with("pg_twophase/")
+        || rel.starts_with("pg_logical/")
+        || rel.starts_with("pg_replslot/")
+}
+
 /// Unpacks a tar stream (plain format).
 pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
     let mut out = Unpacked::default();
@@ -204,13 +215,29 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
         if let Some(l) = label {
             out.backup_label = Some(String::from_utf8_lossy(&l).into_owned());
         }
-        if let Some(prev) = &u.previous
+        // Sharing needs more than an equal CRC-32C: a file that ends with the CRC-32C of
+        // what precedes it (then zeros) — `global/pg_control`, `pg_filenode.map`,
+        // two-phase state files — has the same whole-file CRC-32C whatever it holds (the
+        // CRC residue), so every backup's pg_control matched the first one's. Such files
+        // are never shared; the others need the same size, the same modification time
+        // on the server (as rsync decides) and the same CRC-32C.
+        let mtime = entry.header().mtime().ok();
+        if !self_checksummed(&rel)
+            && let Some(prev) = &u.previous
             && let Some(pf) = prev.manifest.files.get(&mpath)
             && pf.size == size
             && pf.algorithm.as_deref() == Some("CRC32C")
             && pf.checksum.as_deref() == Some(crc.as_str())
             && let Some(old) = prev.file_for(&mpath)
-            && fs::metadata(&old).is_ok_and(|m| m.len() == size)
+            && fs::metadata(&old).is_ok_and(|m| {
+                m.len() == size
+                    && mtime.is_some_and(|t| {
+                        m.modified()
+                            .ok()
+                            .and_then(|x| x.duration_since(std::time::UNIX_EPOCH).ok())
+                            == Some(std::time::Duration::from_secs(t))
+                    })
+            })
         {
             // Same content as the previous backup's file: share it.
             let tmp = dest.with_file_name(format!(

@@ -246,7 +246,37 @@ pub fn verify_plain(data: &Path) -> Result<Vec<String>> {
             }
         }
     }
+    problems.extend(control_file_problem(data));
     Ok(problems)
+}
+
+/// `global/pg_control` against `backup_label`: a CRC-32C cannot tell two control files
+/// apart (each ends with the CRC of what precedes it, so the whole file always has the
+/// same CRC-32C, and a manifest check passes for any valid one), so the checkpoint it
+/// records must be at least the backup's checkpoint — a control file from an older
+/// backup makes PostgreSQL fail with "could not locate required checkpoint record".
+/// Layout (ControlFileData, every major since 9.x): system identifier at 0, checkpoint
+/// LSN at 32.
+pub fn control_file_problem(data: &Path) -> Option<String> {
+    let label = std::fs::read_to_string(data.join("backup_label")).ok()?;
+    let control = std::fs::read(data.join("global/pg_control")).ok()?;
+    if control.len() < 40 {
+        return Some(format!(
+            "global/pg_control: {} bytes, too short",
+            control.len()
+        ));
+    }
+    let checkpoint = u64::from_le_bytes(control[32..40].try_into().ok()?);
+    let wanted = label
+        .lines()
+        .find_map(|l| l.strip_prefix("CHECKPOINT LOCATION: "))
+        .and_then(|v| v.trim().parse::<barkeep_wal::Lsn>().ok())?;
+    (checkpoint < wanted.0).then(|| {
+        format!(
+            "global/pg_control: its checkpoint {} is older than the backup's checkpoint {wanted} (backup_label): it is the control file of an earlier backup",
+            barkeep_wal::Lsn(checkpoint)
+        )
+    })
 }
 
 #[cfg(test)]

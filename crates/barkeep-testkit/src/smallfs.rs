@@ -1,4 +1,4 @@
-//! A small file system that a test can fill up: an ext4 image of a few dozen MiB,
+//! A file system that a test can fill up: an ext4 image (sparse until written),
 //! loop-mounted (root only). [`SmallFs::fill`] leaves only a few KiB free, [`SmallFs::free`]
 //! gives the space back — a disk-full fault under barkeep's catalog, and its recovery.
 
@@ -62,7 +62,8 @@ impl SmallFs {
             .unwrap_or(0)
     }
 
-    /// Fills the file system, leaving about `leave` bytes free.
+    /// Fills the file system, leaving about `leave` bytes free (blocks allocated with
+    /// fallocate: instant whatever the size, and counted as used).
     pub fn fill(&self, leave: u64) -> Result<(), HarnessError> {
         let grow = self.available().saturating_sub(leave);
         let f = std::fs::OpenOptions::new()
@@ -70,18 +71,16 @@ impl SmallFs {
             .append(true)
             .open(&self.filler)
             .map_err(|e| HarnessError::io(format!("open `{}`", self.filler.display()), e))?;
-        // Written, not just sized: a sparse file takes no blocks.
-        let chunk = vec![0xa5u8; 1 << 20];
-        let mut left = grow;
-        let mut w = std::io::BufWriter::new(f);
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            if std::io::Write::write_all(&mut w, &chunk[..n]).is_err() {
-                break;
-            }
-            left -= n as u64;
-        }
-        let _ = std::io::Write::flush(&mut w);
+        let have = f.metadata().map(|m| m.len()).unwrap_or(0);
+        nix::fcntl::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            nix::fcntl::FallocateFlags::empty(),
+            i64::try_from(have).unwrap_or(0),
+            i64::try_from(grow).unwrap_or(i64::MAX),
+        )
+        .map_err(|e| {
+            HarnessError::io(format!("fallocate `{}`", self.filler.display()), e.into())
+        })?;
         Ok(())
     }
 

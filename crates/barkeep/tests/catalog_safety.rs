@@ -233,3 +233,94 @@ fn with_catalog_group_one_group_may_read_and_deliver_but_never_the_world() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Defect found by the fault campaign: deduplication compared whole-file CRC-32Cs, and
+/// every valid `pg_control` has the same one (it ends with the CRC of what precedes it),
+/// so every backup after the first got the first backup's control file and could not be
+/// restored ("could not locate required checkpoint record") — while verify-backup and
+/// pg_verifybackup, which trust the same CRC, passed. Now: the later backup restores and
+/// starts, and verify-backup compares the control file with backup_label.
+#[test]
+fn a_deduplicated_later_backup_restores_with_its_own_control_file() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    c.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g")
+        .expect("data");
+    let home = Home::new(&c, "slot_name = barkeep\ncreate_slot = auto\n");
+    let mut receiver = home.receiver();
+    wait_for(&home, "the receiver", Duration::from_secs(30), || {
+        home.receiver_log().contains("streaming from")
+    });
+    home.run(&[
+        "backup",
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "--name",
+        "first",
+        "pg",
+    ]);
+    c.psql("INSERT INTO t VALUES (0, 'second'); CHECKPOINT")
+        .expect("more");
+    std::thread::sleep(Duration::from_millis(1100));
+    home.run(&[
+        "backup",
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "--name",
+        "second",
+        "pg",
+    ]);
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let id = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&home.run(&["-f", "json", "show-backup", "pg", name]))
+                .expect("json");
+        v["pg"]["backup_id"].as_str().expect("id").to_string()
+    };
+    let (first, second) = (id("first"), id("second"));
+    let control = |id: &str| {
+        home.server_dir()
+            .join(format!("base/{id}/data/global/pg_control"))
+    };
+    let ino = |p: &Path| std::fs::metadata(p).expect("stat").ino();
+    assert_ne!(
+        ino(&control(&first)),
+        ino(&control(&second)),
+        "pg_control shared"
+    );
+    // The big table did not change: still shared.
+    home.run(&["verify-backup", "pg", "second"]);
+    // A control file from another backup is caught by verify-backup.
+    let saved = std::fs::read(control(&second)).expect("read");
+    std::fs::remove_file(control(&second)).expect("rm");
+    std::fs::copy(control(&first), control(&second)).expect("stale copy");
+    let out = home
+        .cmd(&["verify-backup", "pg", "second"])
+        .output()
+        .expect("verify");
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("global/pg_control"), "{err}");
+    std::fs::write(control(&second), saved).expect("restore pg_control");
+    // The second backup restores and starts, with the row written before it.
+    let mut target = ClusterBuilder::new(&pg).create().expect("target");
+    let dest = target.data_dir().to_path_buf();
+    std::fs::remove_dir_all(&dest).expect("empty");
+    home.run(&["restore", "pg", "second", dest.to_str().expect("utf-8")]);
+    target.adopt_data_dir("").expect("adopt");
+    target.start().expect("the second backup starts");
+    target
+        .wait_for_recovery_end(Duration::from_secs(60))
+        .expect("recovery");
+    assert_eq!(
+        target
+            .query_value("SELECT v FROM t WHERE id = 0")
+            .expect("row"),
+        "second"
+    );
+}

@@ -135,6 +135,14 @@ impl Campaign {
         self.failures
             .push(format!("trial {trial} ({fault:?}): {what}"));
     }
+    /// Runs a command that must succeed; a failure is recorded with its stderr.
+    fn must(&mut self, args: &[&str], trial: usize, fault: Fault, what: &str) {
+        let out = self.cmd(args).output().expect("run barkeep");
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            self.fail(trial, fault, format!("{what}: {err}"));
+        }
+    }
     /// The receiver must still be running (we restart it only after killing it).
     fn receiver_alive(&mut self) -> Result<(), String> {
         match self.receiver.try_wait() {
@@ -207,6 +215,18 @@ impl Campaign {
     }
 }
 
+impl Drop for Campaign {
+    /// A failed campaign leaves no process behind.
+    fn drop(&mut self) {
+        let _ = self.receiver.kill();
+        let _ = self.receiver.wait();
+        if let Some(mut p) = self.reference_proc.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
 fn env_u64(key: &str, default: u64) -> u64 {
     std::env::var(key)
         .ok()
@@ -273,7 +293,7 @@ fn fault_campaign() {
     )
     .expect("chmod");
     // The catalog on a small file system that the campaign can fill.
-    let smallfs = match SmallFs::mount(dir.path(), 320) {
+    let smallfs = match SmallFs::mount(dir.path(), 4096) {
         Ok(fs) => Some(fs),
         Err(e) => {
             eprintln!("SKIP disk-full faults: {e}");
@@ -518,14 +538,12 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
             let mut p = cp.spawn(&["archive-wal", "pg"], "archive-wal.log");
             std::thread::sleep(rng.millis(400));
             kill(&mut p, Signal::SIGKILL);
-            let out = cp
-                .cmd(&["archive-wal", "pg"])
-                .output()
-                .expect("archive-wal");
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr).into_owned();
-                cp.fail(trial, fault, format!("archive-wal after a kill: {err}"));
-            }
+            cp.must(
+                &["archive-wal", "pg"],
+                trial,
+                fault,
+                "archive-wal after a kill",
+            );
         }
         Fault::KillBackup => {
             let mut p = cp.spawn(&["backup", "pg"], "backup.log");
@@ -533,18 +551,12 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
             kill(&mut p, Signal::SIGKILL);
         }
         Fault::Backup => {
-            let out = cp
-                .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
-                .output()
-                .expect("backup");
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr).into_owned();
-                cp.fail(
-                    trial,
-                    fault,
-                    format!("a backup after earlier faults failed: {err}"),
-                );
-            }
+            cp.must(
+                &["backup", "--wait", "--wait-timeout", "120", "pg"],
+                trial,
+                fault,
+                "a backup after earlier faults failed",
+            );
             // Keep the small file system from filling with backups.
             let done: Vec<String> = cp
                 .backups()
@@ -668,18 +680,12 @@ fn crash_at_rename(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
     }
     // Whatever the instant, the same command works afterwards.
     if which == 1 {
-        let out = cp
-            .cmd(&["archive-wal", "pg"])
-            .output()
-            .expect("archive-wal");
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            cp.fail(
-                trial,
-                Fault::CrashAtRename,
-                format!("archive-wal after a crash at {plan}: {err}"),
-            );
-        }
+        cp.must(
+            &["archive-wal", "pg"],
+            trial,
+            Fault::CrashAtRename,
+            &format!("archive-wal after a crash at {plan}"),
+        );
     }
 }
 
@@ -703,18 +709,12 @@ fn disk_full(cp: &mut Campaign, trial: usize) {
     fs.free();
     cp.smallfs = Some(fs);
     // Space is back: a backup works again; the receiver went on by itself.
-    let out = cp
-        .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
-        .output()
-        .expect("backup");
-    if !out.status.success() {
-        let e = String::from_utf8_lossy(&out.stderr).into_owned();
-        cp.fail(
-            trial,
-            Fault::DiskFull,
-            format!("backup after space returned: {e}"),
-        );
-    }
+    cp.must(
+        &["backup", "--wait", "--wait-timeout", "120", "pg"],
+        trial,
+        Fault::DiskFull,
+        "backup after space returned",
+    );
 }
 
 fn bad_input(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
