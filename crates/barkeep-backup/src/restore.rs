@@ -340,7 +340,15 @@ pub fn restore(
 
     let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64)
         .map_err(|e| BackupError::Catalog(e.to_string()))?;
-    let pitr = req.target.is_some() || req.target_tli.is_some();
+    // Crash recovery (WAL in pg_wal, no recovery.signal) replays only the backup's own
+    // timeline: when the archive holds a later one (a promotion after the backup), the
+    // latest point is on it and only archive recovery (recovery_target_timeline =
+    // latest) gets there — else every transaction after the switch would be silently
+    // left out.
+    let later_timeline = b
+        .int("timeline")
+        .is_some_and(|tli| has_later_timeline(archive, tli as u32));
+    let pitr = req.target.is_some() || req.target_tli.is_some() || later_timeline;
     let mut settings: Vec<String> = Vec::new();
     if let Some(cmd) = &req.get_wal {
         settings.push(format!("restore_command = {}", conf_quote(cmd)));
@@ -559,6 +567,21 @@ fn check_wal_available(
         }
     }
     Ok(())
+}
+
+/// Whether the archive has a timeline history file newer than `tli`.
+fn has_later_timeline(archive: &ServerArchive, tli: u32) -> bool {
+    fs::read_dir(&archive.wals)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".history")
+                    .filter(|h| h.len() == 8)
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .is_some_and(|t| t > tli)
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Copies (decompressed) the WAL a restore needs into `dir`: from the backup's begin on

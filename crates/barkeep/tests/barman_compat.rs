@@ -1,6 +1,8 @@
 //! A Barman user switches: real Barman 3.19 builds a catalog (streamed WAL, two base
 //! backups, a keep annotation, a rejected file in `errors/`, `identity.json` with its
-//! string version, xlog.db, lock files, pg_receivewal's `.partial`), then barkeep, pointed
+//! string version, xlog.db, lock files, a timeline switch with its `.history` and the old
+//! timeline's `.partial` in `wals/`, pg_receivewal's `.partial` in `streaming/`), then
+//! barkeep, pointed
 //! at the same configuration file, lists, checks, verifies, streams, backs up and
 //! restores on it — and Barman reads back what barkeep wrote.
 
@@ -211,21 +213,62 @@ fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
         assert!(Instant::now() < deadline, "barman archive-wal did not run");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A timeline switch under Barman: the server restarts in recovery and is promoted;
+    // Barman's pg_receivewal follows it, leaving timeline 1's last segment `.partial`
+    // and fetching `00000002.history`, which Barman archives into wals/.
+    let slot_released = |c: &barkeep_testkit::Cluster| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c
+            .query_value("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'")
+            .is_ok_and(|a| a == "t")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Barman's pg_receivewal still streams"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    c.stop(barkeep_testkit::StopMode::Fast).expect("stop");
+    std::fs::write(c.data_dir().join("standby.signal"), b"").expect("standby.signal");
+    c.start().expect("start in recovery");
+    c.promote().expect("promote");
+    slot_released(&c);
+    receiver = sh
+        .barman(&["receive-wal", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("barman receive-wal again");
+    c.psql("INSERT INTO marker VALUES (30)")
+        .expect("row on timeline 2");
+    c.psql("SELECT pg_switch_wal()").expect("switch");
+    let wals = sh.home().join("pg/wals");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let partial = std::fs::read_dir(wals.join("0000000100000000"))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            })
+            .unwrap_or(false);
+        let tli2 = std::fs::read_dir(wals.join("0000000200000000"))
+            .map(|rd| rd.flatten().count() > 0)
+            .unwrap_or(false);
+        if partial && tli2 && wals.join("00000002.history").exists() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Barman did not archive the timeline switch (partial {partial}, timeline 2 {tli2})"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     stop.store(true, Ordering::Relaxed);
     archiver.join().expect("archiver thread");
     kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
-    // Its pg_receivewal lets go of the slot.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c
-        .query_value("SELECT active FROM pg_replication_slots WHERE slot_name = 'barman'")
-        .is_ok_and(|a| a == "t")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "Barman's pg_receivewal still streams"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    slot_released(&c);
 
     // What Barman wrote, as it wrote it.
     let identity = std::fs::read_to_string(sh.home().join("pg/identity.json")).expect("identity");
@@ -368,7 +411,7 @@ fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
         target
             .query_value("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker")
             .expect("rows"),
-        "1,2,3,4,5"
+        "1,2,3,4,5,30"
     );
     let _ = c.stop(barkeep_testkit::StopMode::Fast);
 }
