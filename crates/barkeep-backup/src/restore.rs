@@ -112,8 +112,30 @@ fn current_user() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// The destination must not exist or be empty; it is created with mode 0700.
+/// Left at the top of a destination while a restore writes it, removed last: a
+/// destination holding it is an interrupted restore of barkeep's, which the next restore
+/// empties and writes again (no person needed). `global/pg_control` is written just
+/// before it goes, so PostgreSQL refuses to start on a half-written copy.
+pub const IN_PROGRESS: &str = ".barkeep-restore-in-progress";
+
+/// The destination must not exist or be empty (or hold an interrupted restore, which is
+/// emptied); it is created with mode 0700 and marked in progress.
 fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
+    if dest.join(IN_PROGRESS).is_file() {
+        tracing::warn!(
+            "{what} `{}` holds a restore that was interrupted: emptying it and restoring again",
+            dest.display()
+        );
+        for e in fs::read_dir(dest).map_err(io("list", dest))?.flatten() {
+            let p = e.path();
+            let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            r.map_err(io("remove", &p))?;
+        }
+    }
     if dest.exists() {
         let mut rd = fs::read_dir(dest).map_err(io("list", dest))?;
         if rd.next().is_some() {
@@ -141,6 +163,36 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
         ))
     })?;
     let _ = fs::remove_file(probe);
+    barkeep_archive::durable::write_file_atomic(&dest.join(IN_PROGRESS), b"barkeep restore\n")?;
+    Ok(())
+}
+
+/// The end of a restore: `pg_control` in place (copied from the backup, or renamed back
+/// from where extraction set it aside), then the in-progress marks removed.
+fn finish_dirs(from: &Path, to: &Path, dirs: &[&Path]) -> Result<()> {
+    if from
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    {
+        if from.exists() {
+            barkeep_archive::durable::rename_durable(from, to)?;
+        }
+    } else if from.exists() {
+        fs::copy(from, to).map_err(io("copy", from))?;
+        fs::set_permissions(
+            to,
+            fs::Permissions::from_mode(barkeep_archive::durable::file_mode()),
+        )
+        .map_err(io("chmod", to))?;
+        barkeep_archive::durable::fsync_file(to)?;
+        barkeep_archive::durable::fsync_dir(to.parent().unwrap_or(Path::new(".")))?;
+    }
+    for d in dirs {
+        let m = d.join(IN_PROGRESS);
+        if m.exists() {
+            barkeep_archive::durable::remove_durable(&m)?;
+        }
+    }
     Ok(())
 }
 
@@ -163,7 +215,8 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
             } else if m.file_type().is_symlink() {
                 let target = fs::read_link(e.path()).map_err(io("read link", &e.path()))?;
                 std::os::unix::fs::symlink(target, &to).map_err(io("create symlink", &to))?;
-            } else {
+            } else if e.path() != src.join("global").join("pg_control") {
+                // pg_control is written last (see IN_PROGRESS).
                 files.push((e.path(), to));
             }
         }
@@ -236,7 +289,11 @@ pub fn restore(
         ts_dest.push((t.oid, to));
     }
 
+    // pg_control goes in last: from the backup (plain), or set aside after extraction.
+    let control_aside = dest.join("global").join(".pg_control.barkeep-restore");
+    let control_from: PathBuf;
     if b.get("compression").is_none() && data.join("global").is_dir() {
+        control_from = data.join("global").join("pg_control");
         copy_tree(&data, dest, jobs, &["pg_tblspc"])?;
         fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
         for (oid, to) in &ts_dest {
@@ -280,6 +337,11 @@ pub fn restore(
                 },
             )?;
         }
+        let control = dest.join("global").join("pg_control");
+        if control.exists() {
+            barkeep_archive::durable::rename_durable(&control, &control_aside)?;
+        }
+        control_from = control_aside.clone();
         crate::extract::fsync_dirs(dest)?;
     }
     // pg_tblspc links to where the tablespaces now are.
@@ -500,6 +562,14 @@ pub fn restore(
         .and_then(|()| f.sync_all())
         .map_err(io("write", &conf))?;
     crate::extract::fsync_dirs(dest)?;
+    let ts_dirs: Vec<&Path> = ts_dest.iter().map(|(_, p)| p.as_path()).collect();
+    let mut marked = vec![dest];
+    marked.extend(ts_dirs);
+    finish_dirs(
+        &control_from,
+        &dest.join("global").join("pg_control"),
+        &marked,
+    )?;
     Ok(report)
 }
 

@@ -307,11 +307,25 @@ fn a_deduplicated_later_backup_restores_with_its_own_control_file() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("global/pg_control"), "{err}");
     std::fs::write(control(&second), saved).expect("restore pg_control");
-    // The second backup restores and starts, with the row written before it.
+    // The second backup restores and starts, with the row written before it — after a
+    // first attempt killed half-way: the same command finishes the job by itself, and
+    // the half-written copy could not have been started (no pg_control yet).
     let mut target = ClusterBuilder::new(&pg).create().expect("target");
     let dest = target.data_dir().to_path_buf();
     std::fs::remove_dir_all(&dest).expect("empty");
+    let killed = home
+        .cmd(&["restore", "pg", "second", dest.to_str().expect("utf-8")])
+        .env("BARKEEP_CRASH_AT", "after-rename:1")
+        .output()
+        .expect("restore");
+    assert!(!killed.status.success(), "the crash point fired");
+    std::fs::create_dir_all(dest.join("base")).expect("mkdir");
+    std::fs::write(dest.join("base/half-copied"), b"x").expect("partial file");
+    assert!(dest.join(".barkeep-restore-in-progress").exists());
+    assert!(!dest.join("global/pg_control").exists());
     home.run(&["restore", "pg", "second", dest.to_str().expect("utf-8")]);
+    assert!(!dest.join(".barkeep-restore-in-progress").exists());
+    assert!(!dest.join("base/half-copied").exists());
     target.adopt_data_dir("").expect("adopt");
     target.start().expect("the second backup starts");
     target

@@ -572,12 +572,22 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
         Fault::KillRestore => {
             **restores += 1;
             let dest = cp.dir.path().join(format!("killed-restore-{restores}"));
-            let mut p = cp.spawn(
-                &["restore", "pg", "latest", dest.to_str().expect("utf-8")],
-                "restore.log",
-            );
+            let d = dest.to_str().expect("utf-8").to_string();
+            let mut p = cp.spawn(&["restore", "pg", "latest", &d], "restore.log");
             std::thread::sleep(rng.millis(1500));
             kill(&mut p, Signal::SIGKILL);
+            // The same command again finishes the job in the same place.
+            cp.must(
+                &["restore", "pg", "latest", &d],
+                trial,
+                fault,
+                "restore again after a killed restore",
+            );
+            if dest.join(".barkeep-restore-in-progress").exists()
+                || !dest.join("global/pg_control").exists()
+            {
+                cp.fail(trial, fault, format!("{d} is not a finished restore"));
+            }
             let _ = std::fs::remove_dir_all(&dest);
         }
         Fault::KillDelete => {
