@@ -80,10 +80,7 @@ fn plain_backups_verify_deduplicate_and_detect_damage() {
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
     );
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
 
     let out = home.run(&[
         "backup",
@@ -329,10 +326,7 @@ fn tar_backups_client_and_server_side_verify() {
                 "immediate_checkpoint = true\narchiver = on\nbackup_compression = {codec}\nbackup_compression_location = {location}\nbackup_compression_format = {format}\nslot_name = bk_{codec}\ncreate_slot = auto\n"
             ),
         );
-        let mut receiver = home.receiver();
-        wait_for(&home, "the receiver", Duration::from_secs(30), || {
-            home.receiver_log().contains("streaming from")
-        });
+        let mut receiver = home.streaming_receiver();
         let out = home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
         assert!(out.contains("is DONE"), "{codec}/{location}: {out}");
         let id = backup_ids(&home)[0].clone();
@@ -402,10 +396,7 @@ fn config_files_outside_pgdata_are_backed_up() {
         &c,
         "immediate_checkpoint = true\narchiver = on\nslot_name = bk\ncreate_slot = auto\n",
     );
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
     home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
     let id = backup_ids(&home)[0].clone();
     let text = info(&home, &id);

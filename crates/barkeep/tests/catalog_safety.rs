@@ -63,10 +63,7 @@ fn the_catalog_is_private_under_a_022_umask_and_waiting_backups_become_done_by_t
         &c,
         "slot_name = barkeep\ncreate_slot = auto\ncompression = gzip\n",
     );
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
 
     // A backup without --wait: WAITING_FOR_WALS when it ends...
     let out = home.run(&["backup", "--name", "nowait", "pg"]);
@@ -193,10 +190,7 @@ fn with_catalog_group_one_group_may_read_and_deliver_but_never_the_world() {
         .expect("group")
         .gid
         .as_raw();
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
     home.run(&["backup", "--wait", "--wait-timeout", "60", "pg"]);
     kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let all = modes(&home.server_dir());
@@ -249,10 +243,7 @@ fn a_deduplicated_later_backup_restores_with_its_own_control_file() {
     c.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g")
         .expect("data");
     let home = Home::new(&c, "slot_name = barkeep\ncreate_slot = auto\n");
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
     home.run(&[
         "backup",
         "--wait",

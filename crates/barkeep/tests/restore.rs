@@ -50,10 +50,7 @@ fn scenario(pg: &PgInstall) -> Scenario {
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
     );
-    let receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let receiver = home.streaming_receiver();
     home.run(&[
         "backup",
         "--wait",
@@ -395,10 +392,7 @@ fn restore_follows_a_promotion_to_timeline_2() {
         &sb,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
     );
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
     // Backup from the standby; the primary's activity closes its end segment.
     let mut backup = home
         .cmd(&[
@@ -657,10 +651,7 @@ fn compressed_backup_restores_and_destination_must_be_empty() {
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nbackup_compression = zstd\n",
     );
-    let mut receiver = home.receiver();
-    wait_for(&home, "the receiver", Duration::from_secs(30), || {
-        home.receiver_log().contains("streaming from")
-    });
+    let mut receiver = home.streaming_receiver();
     home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
     c.psql("INSERT INTO t SELECT generate_series(5001, 6000)")
         .expect("more");

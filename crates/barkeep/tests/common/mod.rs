@@ -102,6 +102,14 @@ impl Home {
             .spawn()
             .expect("spawn receive-wal")
     }
+    /// A receiver, once it streams.
+    pub fn streaming_receiver(&self) -> Child {
+        let r = self.receiver();
+        wait_for(self, "the receiver", Duration::from_secs(30), || {
+            self.receiver_log().contains("streaming from")
+        });
+        r
+    }
     pub fn receiver_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("receiver.log")).unwrap_or_default()
     }
