@@ -121,7 +121,20 @@ pub const IN_PROGRESS: &str = ".barkeep-restore-in-progress";
 /// The destination must not exist or be empty (or hold an interrupted restore, which is
 /// emptied); it is created with mode 0700 and marked in progress.
 fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
-    if dest.join(IN_PROGRESS).is_file() {
+    // Killed before its mark was in place, a restore leaves only its own probe or the
+    // mark's temporary file: that is an interrupted restore too.
+    let only_ours = fs::read_dir(dest).is_ok_and(|rd| {
+        let names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        !names.is_empty()
+            && names.iter().all(|n| {
+                n.trim_start_matches('.')
+                    .starts_with(IN_PROGRESS.trim_start_matches('.'))
+            })
+    });
+    if dest.join(IN_PROGRESS).is_file() || only_ours {
         tracing::warn!(
             "{what} `{}` holds a restore that was interrupted: emptying it and restoring again",
             dest.display()
@@ -154,7 +167,7 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
     })?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dest))?;
     // Writable by us?
-    let probe = dest.join(".barkeep-write-test");
+    let probe = dest.join(format!("{IN_PROGRESS}.probe"));
     fs::write(&probe, b"").map_err(|e| {
         let user = current_user();
         BackupError::Other(format!(
@@ -731,4 +744,37 @@ fn copy_wal(
         }
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_restore_is_emptied_and_marked_anything_else_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        // Killed while writing its mark: only the mark's temporary file.
+        let a = d.path().join("a");
+        fs::create_dir(&a).expect("mkdir");
+        fs::write(a.join(format!(".{IN_PROGRESS}.123.tmp")), b"").expect("w");
+        prepare_dir(&a, "destination").expect("an interrupted restore is resumed");
+        let names: Vec<String> = fs::read_dir(&a)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![IN_PROGRESS.to_string()]);
+        // Killed half-way through the copy: the mark and some files.
+        fs::create_dir_all(a.join("base/1")).expect("mkdir");
+        fs::write(a.join("base/1/1259"), b"x").expect("w");
+        prepare_dir(&a, "destination").expect("resumed again");
+        assert!(!a.join("base").exists());
+        // Somebody else's data: refused, untouched.
+        let b = d.path().join("b");
+        fs::create_dir(&b).expect("mkdir");
+        fs::write(b.join("PG_VERSION"), b"15").expect("w");
+        let err = prepare_dir(&b, "destination").expect_err("not empty");
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(b.join("PG_VERSION").exists());
+    }
 }
