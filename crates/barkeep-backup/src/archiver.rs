@@ -9,7 +9,7 @@
 //! where `archive-wal` (or the next start) finds it.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,10 +45,9 @@ impl BackgroundArchiver {
         let wake = self.wake.clone();
         Arc::new(move |_name: &str| {
             if let Some(w) = &wake {
-                // Full: a run is already pending and will see this file too.
-                match w.try_send(()) {
-                    Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-                }
+                // Full: a run is already pending and will see this file too; disconnected:
+                // the thread is gone (receiver stopping), the next start archives it.
+                let _ = w.try_send(());
             }
         })
     }

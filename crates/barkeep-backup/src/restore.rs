@@ -180,25 +180,32 @@ fn prepare_dir(dest: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The end of a restore: `pg_control` in place (copied from the backup, or renamed back
-/// from where extraction set it aside), then the in-progress marks removed.
-fn finish_dirs(from: &Path, to: &Path, dirs: &[&Path]) -> Result<()> {
-    if from
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-    {
-        if from.exists() {
+/// Where the restored `pg_control` comes from at the end of a restore.
+#[derive(Debug)]
+enum Control {
+    /// Copied from the backup's data directory (plain backups).
+    Copy(PathBuf),
+    /// Renamed back from where extraction set it aside (tar backups).
+    SetAside(PathBuf),
+}
+
+/// The end of a restore: `pg_control` in place, then the in-progress marks removed.
+fn finish_dirs(control: &Control, to: &Path, dirs: &[&Path]) -> Result<()> {
+    match control {
+        Control::SetAside(from) if from.exists() => {
             barkeep_archive::durable::rename_durable(from, to)?;
         }
-    } else if from.exists() {
-        fs::copy(from, to).map_err(io("copy", from))?;
-        fs::set_permissions(
-            to,
-            fs::Permissions::from_mode(barkeep_archive::durable::file_mode()),
-        )
-        .map_err(io("chmod", to))?;
-        barkeep_archive::durable::fsync_file(to)?;
-        barkeep_archive::durable::fsync_dir(to.parent().unwrap_or(Path::new(".")))?;
+        Control::Copy(from) if from.exists() => {
+            fs::copy(from, to).map_err(io("copy", from))?;
+            fs::set_permissions(
+                to,
+                fs::Permissions::from_mode(barkeep_archive::durable::file_mode()),
+            )
+            .map_err(io("chmod", to))?;
+            barkeep_archive::durable::fsync_file(to)?;
+            barkeep_archive::durable::fsync_dir(to.parent().unwrap_or(Path::new(".")))?;
+        }
+        _ => {}
     }
     for d in dirs {
         let m = d.join(IN_PROGRESS);
@@ -304,9 +311,9 @@ pub fn restore(
 
     // pg_control goes in last: from the backup (plain), or set aside after extraction.
     let control_aside = dest.join("global").join(".pg_control.barkeep-restore");
-    let control_from: PathBuf;
+    let control: Control;
     if b.get("compression").is_none() && data.join("global").is_dir() {
-        control_from = data.join("global").join("pg_control");
+        control = Control::Copy(data.join("global").join("pg_control"));
         copy_tree(&data, dest, jobs, &["pg_tblspc"])?;
         fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
         for (oid, to) in &ts_dest {
@@ -350,11 +357,11 @@ pub fn restore(
                 },
             )?;
         }
-        let control = dest.join("global").join("pg_control");
-        if control.exists() {
-            barkeep_archive::durable::rename_durable(&control, &control_aside)?;
+        let extracted = dest.join("global").join("pg_control");
+        if extracted.exists() {
+            barkeep_archive::durable::rename_durable(&extracted, &control_aside)?;
         }
-        control_from = control_aside.clone();
+        control = Control::SetAside(control_aside);
         crate::extract::fsync_dirs(dest)?;
     }
     // pg_tblspc links to where the tablespaces now are.
@@ -578,11 +585,7 @@ pub fn restore(
     let ts_dirs: Vec<&Path> = ts_dest.iter().map(|(_, p)| p.as_path()).collect();
     let mut marked = vec![dest];
     marked.extend(ts_dirs);
-    finish_dirs(
-        &control_from,
-        &dest.join("global").join("pg_control"),
-        &marked,
-    )?;
+    finish_dirs(&control, &dest.join("global").join("pg_control"), &marked)?;
     Ok(report)
 }
 

@@ -193,6 +193,14 @@ impl Campaign {
         v.sort();
         v
     }
+    /// DONE backups, newest first.
+    fn done_backups(&self) -> Vec<String> {
+        self.backups()
+            .into_iter()
+            .filter(|(_, s)| s == "DONE")
+            .map(|(id, _)| id)
+            .collect()
+    }
     fn backups(&self) -> Vec<(String, String)> {
         let out = self
             .cmd(&["-f", "json", "list-backups", "pg"])
@@ -558,12 +566,7 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
                 "a backup after earlier faults failed",
             );
             // Keep the small file system from filling with backups.
-            let done: Vec<String> = cp
-                .backups()
-                .into_iter()
-                .filter(|(_, s)| s == "DONE")
-                .map(|(id, _)| id)
-                .collect();
+            let done = cp.done_backups();
             if done.len() > 3 {
                 let oldest = done.last().cloned().unwrap_or_default();
                 let _ = cp.cmd(&["delete", "pg", &oldest]).output();
@@ -596,12 +599,7 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
             let _ = std::fs::remove_dir_all(&dest);
         }
         Fault::KillDelete => {
-            let done: Vec<String> = cp
-                .backups()
-                .into_iter()
-                .filter(|(_, s)| s == "DONE")
-                .map(|(id, _)| id)
-                .collect();
+            let done = cp.done_backups();
             if done.len() >= 3 {
                 let oldest = done.last().cloned().unwrap_or_default();
                 let mut p = cp.spawn(&["delete", "pg", &oldest], "delete.log");
@@ -645,7 +643,7 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
         }
         Fault::DiskFull => disk_full(cp, trial),
         Fault::BadInput => bad_input(cp, rng, trial),
-        Fault::Promote => promote_standby(cp, c, pg),
+        Fault::Promote => promote_standby(cp, c, pg, trial),
         Fault::CrashAtRename => crash_at_rename(cp, rng, trial),
     }
 }
@@ -981,7 +979,12 @@ fn forget_rows_lost_in_failover(cp: &Campaign, c: &Cluster) {
 /// A real failover: a standby made with pg_basebackup -R catches up, the primary stops
 /// (fast: it sends all its WAL first), the standby is promoted (timeline switch) and
 /// becomes the server everyone talks to.
-fn promote_standby(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgInstall) {
+fn promote_standby(
+    cp: &mut Campaign,
+    c: &mut Cluster,
+    pg: &barkeep_testkit::PgInstall,
+    trial: usize,
+) {
     let copy = cp.dir.path().join("standby-copy");
     let _ = std::fs::remove_dir_all(&copy);
     let mut bb = c.tool_command("pg_basebackup").expect("pg_basebackup");
@@ -1028,7 +1031,7 @@ fn promote_standby(cp: &mut Campaign, c: &mut Cluster, pg: &barkeep_testkit::PgI
         .is_ok_and(|n| n == "1")
     {
         if Instant::now() > deadline {
-            cp.fail(usize::MAX, Fault::Promote, format!("barkeep's receiver did not reach {lsn} within 90 s"));
+            cp.fail(trial, Fault::Promote, format!("barkeep's receiver did not reach {lsn} within 90 s"));
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
