@@ -15,3 +15,6 @@ else
 fi
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
+# The engine's example: a backup and a point-in-time restore of a real cluster through
+# the library API (fails unless the restored server has exactly the rows at the target).
+cargo run --locked -q -p barkeep-engine --example backup_and_restore

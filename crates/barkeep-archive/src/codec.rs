@@ -125,11 +125,23 @@ impl Codec {
         input: &mut dyn Read,
         output: &mut dyn Write,
     ) -> io::Result<u64> {
+        self.compress_with(self.level(level), 1, input, output)
+    }
+
+    /// Compresses with the codec's own numeric `level` (clamped to its range) and, for
+    /// zstd, `workers` threads; returns the bytes written. WAL and backups share it.
+    pub fn compress_with(
+        self,
+        level: i32,
+        workers: u32,
+        input: &mut dyn Read,
+        output: &mut dyn Write,
+    ) -> io::Result<u64> {
         let mut counted = Counting {
             inner: output,
             n: 0,
         };
-        let lvl = self.level(level);
+        let lvl = self.level(Level::Number(level));
         match self {
             Codec::None => {
                 io::copy(input, &mut counted)?;
@@ -155,6 +167,9 @@ impl Codec {
             }
             Codec::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(&mut counted, lvl)?;
+                if workers > 1 {
+                    e.multithread(workers)?;
+                }
                 e.include_checksum(true)?;
                 io::copy(input, &mut e)?;
                 e.finish()?;
@@ -173,6 +188,23 @@ impl Codec {
             }
         }
         Ok(counted.n)
+    }
+
+    /// A reader of the decompressed bytes of `input`, the codec chosen by the magic bytes
+    /// it starts with (uncompressed data passes through).
+    pub fn sniff<'a, R: Read + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
+        let mut head = Vec::with_capacity(MAGIC_LEN);
+        let mut buf = [0u8; MAGIC_LEN];
+        while head.len() < MAGIC_LEN {
+            match input.read(&mut buf[..MAGIC_LEN - head.len()]) {
+                Ok(0) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let codec = Codec::detect(&head);
+        codec.decoder(io::Cursor::new(head).chain(input))
     }
 
     /// A reader of the decompressed bytes of `input`.

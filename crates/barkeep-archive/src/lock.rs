@@ -50,24 +50,35 @@ impl LockFile {
         } else {
             FlockArg::LockExclusiveNonblock
         };
-        let mut lock = match Flock::lock(file, arg) {
-            Ok(l) => l,
-            Err((mut file, errno)) => {
-                if errno == nix::errno::Errno::EWOULDBLOCK {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    return Err(ArchiveError::Locked {
-                        what: task.to_string(),
-                        server: server.to_string(),
-                        path,
-                        pid: text.trim().parse().ok(),
-                    });
+        // A probe by `holder()` takes a shared lock for an instant: a few quick retries
+        // tell such a probe from a real holder, which keeps the lock.
+        let mut file = file;
+        let mut attempts = 0;
+        let mut lock = loop {
+            match Flock::lock(file, arg) {
+                Ok(l) => break l,
+                Err((f, errno)) if errno == nix::errno::Errno::EWOULDBLOCK && attempts < 10 => {
+                    attempts += 1;
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                return Err(ArchiveError::io(
-                    "lock",
-                    &path,
-                    std::io::Error::from_raw_os_error(errno as i32),
-                ));
+                Err((mut file, errno)) => {
+                    if errno == nix::errno::Errno::EWOULDBLOCK {
+                        let mut text = String::new();
+                        let _ = file.read_to_string(&mut text);
+                        return Err(ArchiveError::Locked {
+                            what: task.to_string(),
+                            server: server.to_string(),
+                            path,
+                            pid: text.trim().parse().ok(),
+                        });
+                    }
+                    return Err(ArchiveError::io(
+                        "lock",
+                        &path,
+                        std::io::Error::from_raw_os_error(errno as i32),
+                    ));
+                }
             }
         };
         let pid = std::process::id().to_string();
@@ -88,9 +99,18 @@ impl LockFile {
 
     /// The PID written in a lock file, if the lock is currently held by a live process.
     pub fn holder(lock_dir: &Path, server: &str, task: &str) -> Option<u32> {
-        match Self::try_acquire(lock_dir, server, task) {
-            Err(ArchiveError::Locked { pid, .. }) => pid.or(Some(0)),
-            _ => None,
+        // Probed with a shared lock, never written: the holder's PID stays in the file,
+        // and a process taking the lock at this instant retries past the probe.
+        let path = Self::path_for(lock_dir, server, task);
+        let file = File::open(&path).ok()?;
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(_probe) => None,
+            Err((mut file, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                text.trim().parse().ok().or(Some(0))
+            }
+            Err(_) => None,
         }
     }
 }

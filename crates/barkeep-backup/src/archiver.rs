@@ -16,7 +16,7 @@ use std::time::Duration;
 use barkeep_archive::receiver::OnComplete;
 use barkeep_archive::{ArchiveError, ServerArchive};
 
-use crate::catalog::Catalog;
+use barkeep_catalog::{CatalogOps, LocalCatalog as Catalog};
 
 /// The background archiver of one server.
 #[derive(Debug)]
@@ -28,7 +28,8 @@ pub struct BackgroundArchiver {
 impl BackgroundArchiver {
     /// Starts the thread; it archives once at once (what a previous run left), then on
     /// every wake-up.
-    pub fn start(catalog: Catalog, archive: ServerArchive) -> std::io::Result<BackgroundArchiver> {
+    pub fn start(catalog: Catalog) -> std::io::Result<BackgroundArchiver> {
+        let archive = catalog.archive.clone();
         let (wake, woken) = sync_channel::<()>(1);
         let _ = wake.try_send(());
         let thread = std::thread::Builder::new()
@@ -102,7 +103,7 @@ pub fn archive_once(catalog: &Catalog, archive: &ServerArchive) {
             }
         }
     }
-    if let Err(e) = catalog.promote_waiting(archive) {
+    if let Err(e) = catalog.promote_waiting() {
         tracing::warn!(server = %archive.server, "checking waiting backups: {}", barkeep_archive::error::chain(&e));
     }
 }

@@ -28,6 +28,9 @@ pub enum BackupError {
     /// The archive layer failed.
     #[error(transparent)]
     Archive(#[from] barkeep_archive::ArchiveError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Store(#[from] barkeep_catalog::CatalogError),
     /// A catalog file is damaged or from a newer version.
     #[error("{0}")]
     Catalog(String),

@@ -266,37 +266,12 @@ pub fn store(mut input: impl Read, dest: &Path, codec: Option<(&str, i32, u32)>)
     let f = barkeep_archive::durable::create_private(&tmp)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, f);
     let res: io::Result<()> = (|| {
-        match codec {
-            None => {
-                io::copy(&mut input, &mut w)?;
-            }
-            Some(("zstd", level, workers)) => {
-                let mut e = zstd::stream::write::Encoder::new(&mut w, level)?;
-                if workers > 1 {
-                    e.multithread(workers)?;
-                }
-                e.include_checksum(true)?;
-                io::copy(&mut input, &mut e)?;
-                e.finish()?;
-            }
-            Some(("lz4", _, _)) => {
-                let mut e = lz4_flex::frame::FrameEncoder::new(&mut w);
-                io::copy(&mut input, &mut e)?;
-                e.finish().map_err(io::Error::other)?;
-            }
-            Some(("gzip", level, _)) => {
-                let mut e = flate2::write::GzEncoder::new(
-                    &mut w,
-                    flate2::Compression::new(level.clamp(1, 9) as u32),
-                );
-                io::copy(&mut input, &mut e)?;
-                e.finish()?;
-            }
-            Some((other, _, _)) => {
-                return Err(io::Error::other(format!(
-                    "unsupported backup compression {other}"
-                )));
-            }
+        if let Some((name, level, workers)) = codec {
+            let codec =
+                barkeep_archive::Codec::from_setting(Some(name)).map_err(io::Error::other)?;
+            codec.compress_with(level, workers, &mut input, &mut w)?;
+        } else {
+            io::copy(&mut input, &mut w)?;
         }
         w.flush()?;
         w.get_ref().sync_all()
@@ -313,18 +288,78 @@ pub fn store(mut input: impl Read, dest: &Path, codec: Option<(&str, i32, u32)>)
         .len())
 }
 
-/// A reader of the tar inside an archive named `name` (`base.tar`, `16384.tar.zst`…):
-/// gzip, lz4 or zstd by the file name's suffix, as the server and barkeep name them.
-pub fn archive_decoder<'a, R: Read + 'a>(name: &str, input: R) -> io::Result<Box<dyn Read + 'a>> {
-    Ok(if name.ends_with(".gz") {
-        Box::new(flate2::read::GzDecoder::new(input))
-    } else if name.ends_with(".lz4") {
-        Box::new(lz4_flex::frame::FrameDecoder::new(input))
-    } else if name.ends_with(".zst") {
-        Box::new(zstd::stream::read::Decoder::new(input)?)
-    } else {
-        Box::new(input)
-    })
+/// A reader of the tar inside an archive (`base.tar`, `16384.tar.zst`…), decompressed
+/// by the codec its first bytes name — the same detection as for WAL.
+pub fn archive_decoder<'a, R: Read + 'a>(input: R) -> io::Result<Box<dyn Read + 'a>> {
+    barkeep_archive::Codec::sniff(input)
+}
+
+/// Links `pg_tblspc/<oid>` in `data` to `target` (replacing what is there): how every
+/// backup, restore and verification lays out a tablespace.
+pub fn tablespace_link(data: &Path, oid: u32, target: &Path) -> Result<()> {
+    let dir = data.join("pg_tblspc");
+    let link = dir.join(oid.to_string());
+    fs::create_dir_all(&dir).map_err(|e| BackupError::io("create", &dir, e))?;
+    let _ = fs::remove_file(&link);
+    let _ = fs::remove_dir(&link);
+    std::os::unix::fs::symlink(target, &link)
+        .map_err(|e| BackupError::io("create symlink", &link, e))
+}
+
+/// Unpacks the archives of a tar-format backup (`data_dir` holds `base.tar[.ext]` and
+/// `<oid>.tar[.ext]`): `base` into `dest`, each tablespace into `tablespace_root(oid)`,
+/// linked from `dest/pg_tblspc/<oid>`. Returns the tablespace oids found.
+pub fn extract_tar_backup(
+    data_dir: &Path,
+    dest: &Path,
+    tablespace_root: impl Fn(u32) -> Result<PathBuf>,
+) -> Result<Vec<u32>> {
+    let mut names: Vec<String> = fs::read_dir(data_dir)
+        .map_err(|e| BackupError::io("list", data_dir, e))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tar"))
+        .collect();
+    names.sort();
+    let mut oids = Vec::new();
+    for name in names {
+        let path = data_dir.join(&name);
+        let stem = name.split(".tar").next().unwrap_or_default();
+        let (root, prefix, oid) = if stem == "base" {
+            (dest.to_path_buf(), String::new(), None)
+        } else {
+            let oid: u32 = stem.parse().map_err(|_| {
+                BackupError::Catalog(format!("unexpected archive `{}`", path.display()))
+            })?;
+            (
+                tablespace_root(oid)?,
+                format!("pg_tblspc/{oid}/"),
+                Some(oid),
+            )
+        };
+        let file = fs::File::open(&path).map_err(|e| BackupError::io("open", &path, e))?;
+        let reader = archive_decoder(file).map_err(|e| BackupError::io("decompress", &path, e))?;
+        unpack(
+            reader,
+            &Unpack {
+                root: root.clone(),
+                manifest_prefix: prefix,
+                previous: None,
+            },
+        )
+        .map_err(|e| {
+            BackupError::Other(format!(
+                "extracting `{}`: {}",
+                path.display(),
+                barkeep_archive::error::chain(&e)
+            ))
+        })?;
+        if let Some(oid) = oid {
+            tablespace_link(dest, oid, &root)?;
+            oids.push(oid);
+        }
+    }
+    Ok(oids)
 }
 
 /// fsyncs every directory below `root` (files are fsynced as they are written).

@@ -1,23 +1,21 @@
 //! barkeep's base backups: taken natively over the replication protocol, stored in
 //! Barman's layout (`base/<ID>/data`, `meta/<ID>-backup.info`), verified against their
-//! manifests.
+//! manifests, restored to a point in time. The catalog they are recorded in is
+//! `barkeep-catalog`'s.
 //!
-//! - [`info`]: `backup.info` in Barman's format;
 //! - [`manifest`]: `backup_manifest` parsing and native verification;
-//! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication;
-//! - [`catalog`]: listing, shortcuts, WAL checks, interrupted backups;
+//! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication,
+//!   tablespace links, unpacking tar-format backups;
 //! - [`archiver`]: archiving as segments complete, promoting waiting backups;
-//! - [`take`]: the backup itself.
+//! - [`take`]: the backup itself;
+//! - [`restore`]: a backup plus WAL → a data directory that stops at the target.
 
 pub mod archiver;
-pub mod catalog;
 pub mod error;
 pub mod extract;
-pub mod info;
 pub mod manifest;
 pub mod restore;
 pub mod take;
 
-pub use catalog::Catalog;
+pub use barkeep_catalog::{BackupInfo, LocalCatalog, Status};
 pub use error::{BackupError, Result};
-pub use info::{BackupInfo, Status};

@@ -21,12 +21,13 @@ use barkeep_archive::ServerArchive;
 use barkeep_archive::names::WalName;
 use barkeep_wal::SegmentSize;
 
-use crate::catalog::Catalog;
 use crate::error::{BackupError, Result};
-use crate::info::BackupInfo;
+use barkeep_catalog::BackupInfo;
+use barkeep_catalog::{LocalCatalog as Catalog, WalRange};
 
 /// A recovery target (at most one).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Target {
     /// `recovery_target_time`.
     Time(String),
@@ -70,7 +71,7 @@ pub struct RestoreRequest {
 }
 
 /// What a restore did, for the summary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RestoreReport {
     /// Settings changed: (file, line, text).
     pub changes: Vec<(String, usize, String)>,
@@ -312,7 +313,7 @@ pub fn restore(
     // pg_control goes in last: from the backup (plain), or set aside after extraction.
     let control_aside = dest.join("global").join(".pg_control.barkeep-restore");
     let control: Control;
-    if b.get("compression").is_none() && data.join("global").is_dir() {
+    if b.compression.is_none() && data.join("global").is_dir() {
         control = Control::Copy(data.join("global").join("pg_control"));
         copy_tree(&data, dest, jobs, &["pg_tblspc"])?;
         fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
@@ -320,43 +321,18 @@ pub fn restore(
             copy_tree(&root.join(oid.to_string()), to, jobs, &[])?;
         }
     } else {
-        for e in fs::read_dir(&data).map_err(io("list", &data))?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.contains(".tar") {
-                continue;
-            }
-            let stem = name.split(".tar").next().unwrap_or_default().to_string();
-            let file = fs::File::open(e.path()).map_err(io("open", &e.path()))?;
-            let reader = crate::extract::archive_decoder(&name, file)
-                .map_err(io("decompress", &e.path()))?;
-            let target = if stem == "base" {
-                dest.to_path_buf()
-            } else {
-                let oid: u32 = stem.parse().map_err(|_| {
+        crate::extract::extract_tar_backup(&data, dest, |oid| {
+            ts_dest
+                .iter()
+                .find(|(o, _)| *o == oid)
+                .map(|(_, p)| p.clone())
+                .ok_or_else(|| {
                     BackupError::Catalog(format!(
-                        "unexpected archive `{name}` in backup {}",
+                        "archive of tablespace {oid} has no tablespace in backup.info of backup {}",
                         b.backup_id
                     ))
-                })?;
-                ts_dest
-                    .iter()
-                    .find(|(o, _)| *o == oid)
-                    .map(|(_, p)| p.clone())
-                    .ok_or_else(|| {
-                        BackupError::Catalog(format!(
-                            "archive `{name}` has no tablespace in backup.info"
-                        ))
-                    })?
-            };
-            crate::extract::unpack(
-                reader,
-                &crate::extract::Unpack {
-                    root: target,
-                    manifest_prefix: String::new(),
-                    previous: None,
-                },
-            )?;
-        }
+                })
+        })?;
         let extracted = dest.join("global").join("pg_control");
         if extracted.exists() {
             barkeep_archive::durable::rename_durable(&extracted, &control_aside)?;
@@ -366,11 +342,7 @@ pub fn restore(
     }
     // pg_tblspc links to where the tablespaces now are.
     for (oid, to) in &ts_dest {
-        let link = dest.join("pg_tblspc").join(oid.to_string());
-        fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", &link))?;
-        let _ = fs::remove_file(&link);
-        let _ = fs::remove_dir(&link);
-        std::os::unix::fs::symlink(to, &link).map_err(io("create symlink", &link))?;
+        crate::extract::tablespace_link(dest, *oid, to)?;
     }
     fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", dest))?;
     // As Barman: the manifest set aside, the backup's metadata kept.
@@ -386,21 +358,21 @@ pub fn restore(
 
     // Configuration files kept outside PGDATA: beside the data, and the main ones in it.
     let ext_root = root.join("external_config");
-    let pgdata = b.get("pgdata").unwrap_or_default().to_string();
+    let pgdata = b.pgdata.clone().unwrap_or_default();
     let mut wanted: Vec<(String, Option<&str>)> = Vec::new();
-    for (key, name) in [
-        ("config_file", "postgresql.conf"),
-        ("hba_file", "pg_hba.conf"),
-        ("ident_file", "pg_ident.conf"),
+    for (value, name) in [
+        (&b.config_file, "postgresql.conf"),
+        (&b.hba_file, "pg_hba.conf"),
+        (&b.ident_file, "pg_ident.conf"),
     ] {
-        if let Some(f) = b.get(key)
+        if let Some(f) = value
             && !(f.starts_with(&format!("{}/", pgdata.trim_end_matches('/'))))
         {
             wanted.push((f.to_string(), Some(name)));
         }
     }
     for f in b.included_files() {
-        wanted.push((f, None));
+        wanted.push((f.clone(), None));
     }
     let beside = dest.join("barman_external_config");
     for (orig, in_data) in wanted {
@@ -420,16 +392,16 @@ pub fn restore(
         report.external_files.push((orig, to));
     }
 
-    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64)
-        .map_err(|e| BackupError::Catalog(e.to_string()))?;
+    let seg =
+        SegmentSize::new(b.segment_size()).map_err(|e| BackupError::Catalog(e.to_string()))?;
     // Crash recovery (WAL in pg_wal, no recovery.signal) replays only the backup's own
     // timeline: when the archive holds a later one (a promotion after the backup), the
     // latest point is on it and only archive recovery (recovery_target_timeline =
     // latest) gets there — else every transaction after the switch would be silently
     // left out.
     let later_timeline = b
-        .int("timeline")
-        .is_some_and(|tli| has_later_timeline(archive, tli as u32));
+        .timeline
+        .is_some_and(|tli| has_later_timeline(archive, tli));
     let pitr = req.target.is_some() || req.target_tli.is_some() || later_timeline;
     let mut settings: Vec<String> = Vec::new();
     if let Some(cmd) = &req.get_wal {
@@ -598,24 +570,19 @@ fn check_wal_available(
     b: &BackupInfo,
     target: Option<&Target>,
 ) -> Result<()> {
-    let seg = SegmentSize::new(b.int("xlog_segment_size").unwrap_or(16 << 20) as u64)
-        .map_err(|e| BackupError::Catalog(e.to_string()))?;
-    let begin = b
-        .get("begin_wal")
+    let range = WalRange::from_backup(b)?
         .ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
-    let first = seg
-        .parse_segment_name(begin)
-        .map_err(|e| BackupError::Catalog(e.to_string()))?;
-    let end = b
-        .get("end_wal")
-        .and_then(|e| seg.parse_segment_name(e).ok())
+    let (seg, first) = (range.seg, range.first);
+    let begin = b.begin_wal.as_deref().unwrap_or_default();
+    let end = WalRange::of_backup(b)?
+        .and_then(|r| r.last)
         .map(|p| p.segno)
         .unwrap_or(first.segno);
     let mut have = std::collections::BTreeSet::new();
     for e in barkeep_archive::xlogdb::read(&archive.xlogdb())? {
         if let Some(WalName::Segment(n)) = WalName::parse(&e.name)
-            && let Ok(p) = seg.parse_segment_name(&n)
-            && p.tli >= first.tli
+            && range.contains(&n)
+            && let Some(p) = range.position(&n)
             && archive.archive_path(&WalName::Segment(n.clone())).exists()
         {
             have.insert(p.segno);
@@ -624,8 +591,8 @@ fn check_wal_available(
     if let Ok(rd) = fs::read_dir(&archive.streaming) {
         for e in rd.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if let Ok(p) = seg.parse_segment_name(n.trim_end_matches(".partial"))
-                && p.tli >= first.tli
+            if range.contains(&n)
+                && let Some(p) = range.position(&n)
             {
                 have.insert(p.segno);
             }
@@ -681,16 +648,11 @@ fn copy_wal(
     dir: &Path,
     target: Option<&Target>,
 ) -> Result<usize> {
-    let begin = b
-        .get("begin_wal")
+    let range = WalRange::from_backup(b)?
         .ok_or_else(|| BackupError::Catalog(format!("backup {} has no begin_wal", b.backup_id)))?;
-    let first = seg
-        .parse_segment_name(begin)
-        .map_err(|e| BackupError::Catalog(e.to_string()))?;
     let last_segno: Option<u64> = match target {
-        Some(Target::Immediate) => b
-            .get("end_wal")
-            .and_then(|e| seg.parse_segment_name(e).ok())
+        Some(Target::Immediate) => WalRange::of_backup(b)?
+            .and_then(|r| r.last)
             .map(|p| p.segno),
         Some(Target::Lsn(l)) => l.parse::<barkeep_wal::Lsn>().ok().map(|l| l.segno(seg)),
         _ => None,
@@ -704,16 +666,13 @@ fn copy_wal(
     for n in &names {
         match WalName::parse(n) {
             Some(WalName::History(_)) => wanted.push(n.clone()),
-            Some(WalName::Segment(s)) => {
-                let Ok(p) = seg.parse_segment_name(&s) else {
-                    continue;
-                };
-                if p.tli >= first.tli
-                    && p.segno >= first.segno
-                    && last_segno.is_none_or(|l| p.segno <= l)
-                {
-                    wanted.push(n.clone());
-                }
+            Some(WalName::Segment(s))
+                if range.contains(&s)
+                    && range
+                        .position(&s)
+                        .is_some_and(|p| last_segno.is_none_or(|l| p.segno <= l)) =>
+            {
+                wanted.push(n.clone());
             }
             _ => {}
         }
@@ -735,11 +694,7 @@ fn copy_wal(
             .max();
         if let Some(p) = newest {
             let full = p.trim_end_matches(".partial").to_string();
-            if !dir.join(&full).exists()
-                && seg
-                    .parse_segment_name(&full)
-                    .is_ok_and(|x| x.tli >= first.tli && x.segno >= first.segno)
-            {
+            if !dir.join(&full).exists() && range.contains(&full) {
                 fs::copy(archive.streaming.join(&p), dir.join(&full))
                     .map_err(io("copy", &archive.streaming.join(&p)))?;
                 count += 1;

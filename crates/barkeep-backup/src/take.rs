@@ -25,12 +25,13 @@ use barkeep_pg::{Connection, PgError};
 use barkeep_wal::{Lsn, SegmentSize};
 use bytes::Bytes;
 
-use crate::catalog::{Catalog, segment_before};
+use barkeep_catalog::{
+    BackupInfo, CatalogOps, CatalogStore, LocalCatalog as Catalog, Status, Tablespace,
+    segment_before,
+};
+
 use crate::error::{BackupError, Result};
 use crate::extract::{ChannelReader, Previous, Unpack, Unpacked, fsync_dirs, store, unpack};
-use crate::info::{
-    BackupInfo, Status, Tablespace, format_time, py_repr, str_list_repr, tablespaces_repr,
-};
 use crate::manifest::Manifest;
 
 /// Storage format.
@@ -78,6 +79,9 @@ pub struct Request {
     pub reuse: Reuse,
     /// SQL connection (`conninfo`).
     pub sql: ConnParams,
+    /// With a backup from a standby (`primary_conninfo`): the primary, where the WAL
+    /// switch that completes the backup's last segment is done.
+    pub primary: Option<ConnParams>,
     /// Replication connection (`streaming_conninfo` with `replication=true`).
     pub replication: ConnParams,
     /// Called with (bytes done, bytes expected) while copying.
@@ -124,13 +128,14 @@ pub fn new_backup_id(cat: &Catalog) -> String {
 /// backup is saved FAILED with the cause, and its partial files removed.
 pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Result<BackupInfo> {
     let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")?;
-    cat.recover_crashed()?;
+    // We hold the backup lock: no other backup runs, every STARTED one is dead.
+    cat.recover_interrupted()?;
     let id = new_backup_id(cat);
     let mut info = BackupInfo::new(&id, &cat.server);
     if let Some(n) = &req.name {
-        info.set("backup_name", n.clone());
+        info.backup_name = Some(n.clone());
     }
-    info.save(&cat.info_path(&id))?;
+    cat.write_info(&info)?;
     match run(cat, archive, req, &mut info).await {
         Ok(()) => Ok(info),
         Err(e) => {
@@ -140,10 +145,10 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
             if root.exists() {
                 let _ = std::fs::remove_dir_all(&root);
             }
-            info.set_status(Status::Failed);
+            info.status = Status::Failed;
             let first = msg.lines().next().unwrap_or_default().to_string();
-            info.set("error", format!("failure during backup ({first})"));
-            info.save(&cat.info_path(&id))?;
+            info.error = Some(format!("failure during backup ({first})"));
+            cat.write_info(&info)?;
             Err(e)
         }
     }
@@ -162,29 +167,27 @@ async fn run(
     let mut sql = Connection::connect(&req.sql).await.map_err(pg(server))?;
     let version = sql.server_version_num().await.map_err(pg(server))?;
     let major = version / 10000;
-    info.set("version", version.to_string());
+    info.version = Some(version);
     let show = |v: std::result::Result<String, PgError>| v.ok().filter(|s| !s.is_empty());
     let pgdata = show(sql.show("data_directory").await);
     if let Some(p) = &pgdata {
-        info.set("pgdata", p.clone());
+        info.pgdata = Some(p.clone());
     } else {
         tracing::warn!(
             server,
             "cannot read data_directory (needs superuser or pg_read_all_settings): pgdata left empty in backup.info"
         );
     }
-    for key in ["config_file", "hba_file", "ident_file"] {
-        if let Some(v) = show(sql.show(key).await) {
-            info.set(key, v);
-        }
-    }
+    info.config_file = show(sql.show("config_file").await);
+    info.hba_file = show(sql.show("hba_file").await);
+    info.ident_file = show(sql.show("ident_file").await);
     if let Some(v) = show(sql.show("data_checksums").await) {
-        info.set("data_checksums", v);
+        info.data_checksums = Some(v);
     }
     if major >= 17
         && let Some(v) = show(sql.show("summarize_wal").await)
     {
-        info.set("summarize_wal", v);
+        info.summarize_wal = Some(v);
     }
     let ts_rows = sql
         .query("SELECT spcname, oid, pg_catalog.pg_tablespace_location(oid) FROM pg_catalog.pg_tablespace WHERE pg_catalog.pg_tablespace_location(oid) <> '' ORDER BY oid")
@@ -200,7 +203,7 @@ async fn run(
         })
         .collect();
     if !tablespaces.is_empty() {
-        info.set("tablespaces", tablespaces_repr(&tablespaces));
+        info.tablespaces = Some(tablespaces.clone());
     }
     if let Some(size) = sql
         .query_value(
@@ -210,7 +213,7 @@ async fn run(
         .ok()
         .flatten()
     {
-        info.set("cluster_size", size);
+        info.cluster_size = size.parse().ok();
     }
     let included: Vec<String> = match sql
         .query("SELECT DISTINCT sourcefile FROM pg_catalog.pg_file_settings WHERE sourcefile IS NOT NULL ORDER BY 1")
@@ -218,12 +221,12 @@ async fn run(
     {
         Ok(r) => (0..r.rows.len())
             .filter_map(|i| r.text(i, 0))
-            .filter(|f| Some(f.as_str()) != info.get("config_file") && !pgdata.as_deref().is_some_and(|d| under(f, d)))
+            .filter(|f| Some(f) != info.config_file.as_ref() && !pgdata.as_deref().is_some_and(|d| under(f, d)))
             .collect(),
         Err(_) => Vec::new(),
     };
     if !included.is_empty() {
-        info.set("included_files", str_list_repr(&included));
+        info.included_files = Some(included.clone());
     }
 
     let mut repl = Connection::connect(&req.replication)
@@ -231,8 +234,8 @@ async fn run(
         .map_err(pg(server))?;
     let ident = repl.identify_system().await.map_err(pg(server))?;
     let seg: SegmentSize = repl.wal_segment_size().await.map_err(pg(server))?;
-    info.set("systemid", ident.system_id.to_string());
-    info.set("xlog_segment_size", seg.bytes().to_string());
+    info.systemid = Some(ident.system_id.to_string());
+    info.xlog_segment_size = Some(seg.bytes());
     match Identity::load(&archive.identity_file)? {
         Some(known) if known.systemid != ident.system_id.to_string() => {
             return Err(BackupError::Other(format!(
@@ -245,9 +248,9 @@ async fn run(
         Some(_) => {}
         None => Identity::new(ident.system_id.to_string(), major).save(&archive.identity_file)?,
     }
-    info.set("begin_time", format_time(&begin));
-    info.set_status(Status::Started);
-    info.save(&cat.info_path(&id))?;
+    info.begin_time = Some(begin.fixed_offset());
+    info.status = Status::Started;
+    cat.write_info(info)?;
 
     // The previous plain backup, for deduplication.
     let previous = if req.reuse == Reuse::Link && req.format == Format::Plain {
@@ -338,10 +341,10 @@ async fn run(
             } => {
                 start = Some((lsn, tli));
                 total_kb = tablespaces.iter().filter_map(|t| t.size_kb).sum();
-                info.set("begin_xlog", lsn.to_string());
-                info.set("begin_wal", seg.segment_name(tli, lsn.segno(seg)));
-                info.set("begin_offset", lsn.segment_offset(seg).to_string());
-                info.set("timeline", tli.to_string());
+                info.begin_xlog = Some(lsn);
+                info.begin_wal = Some(seg.segment_name(tli, lsn.segno(seg)));
+                info.begin_offset = Some(lsn.segment_offset(seg));
+                info.timeline = Some(tli);
             }
             BackupEvent::ArchiveStart { name, tablespace } => {
                 finish(&mut current, &mut sinks)?;
@@ -494,13 +497,7 @@ async fn run(
             }
         }
         for t in &tablespaces {
-            let link = data.join("pg_tblspc").join(t.oid.to_string());
-            std::fs::create_dir_all(data.join("pg_tblspc"))
-                .map_err(|e| BackupError::io("create", &link, e))?;
-            let _ = std::fs::remove_file(&link);
-            let _ = std::fs::remove_dir(&link);
-            std::os::unix::fs::symlink(root.join(t.oid.to_string()), &link)
-                .map_err(|e| BackupError::io("create symlink", &link, e))?;
+            crate::extract::tablespace_link(&data, t.oid, &root.join(t.oid.to_string()))?;
         }
         fsync_dirs(&root)?;
     } else {
@@ -515,20 +512,21 @@ async fn run(
         if let Format::Tar { codec, .. } = &req.format
             && codec != "none"
         {
-            info.set("compression", codec.clone());
+            info.compression = Some(codec.clone());
         }
         fsync_dirs(&root)?;
     }
     if let Some(l) = label {
-        info.set("backup_label", py_repr(&l));
+        info.backup_label = Some(l);
     }
 
     // Configuration files kept outside PGDATA (Debian's /etc/postgresql/…).
     let mut outside: Vec<String> = Vec::new();
-    for key in ["config_file", "hba_file", "ident_file"] {
-        if let Some(f) = info.get(key)
-            && !pgdata.as_deref().is_some_and(|d| under(f, d))
-        {
+    for f in [&info.config_file, &info.hba_file, &info.ident_file]
+        .into_iter()
+        .flatten()
+    {
+        if !pgdata.as_deref().is_some_and(|d| under(f, d)) {
             outside.push(f.to_string());
         }
     }
@@ -551,22 +549,16 @@ async fn run(
         }
     }
 
-    info.set("end_xlog", end_lsn.to_string());
-    info.set(
-        "end_wal",
-        seg.segment_name(end_tli, segment_before(end_lsn, seg)),
-    );
-    info.set("end_offset", end_lsn.segment_offset(seg).to_string());
-    info.set("end_time", format_time(&chrono::Local::now()));
-    info.set("size", size.to_string());
-    info.set("deduplicated_size", (size - linked).to_string());
-    info.set(
-        "copy_stats",
-        format!(
-            "{{'copy_time': {copy_time:.6}, 'total_time': {:.6}}}",
-            t0.elapsed().as_secs_f64()
-        ),
-    );
+    info.end_xlog = Some(end_lsn);
+    info.end_wal = Some(seg.segment_name(end_tli, segment_before(end_lsn, seg)));
+    info.end_offset = Some(end_lsn.segment_offset(seg));
+    info.end_time = Some(chrono::Local::now().fixed_offset());
+    info.size = Some(size);
+    info.deduplicated_size = Some(size - linked);
+    info.copy_stats = Some(format!(
+        "{{'copy_time': {copy_time:.6}, 'total_time': {:.6}}}",
+        t0.elapsed().as_secs_f64()
+    ));
 
     // Restore point and WAL switch, so the end segment reaches the archive.
     if !sql.is_in_recovery().await.map_err(pg(server))? {
@@ -584,12 +576,33 @@ async fn run(
                 barkeep_archive::error::chain(&e)
             );
         }
+    } else if let Some(primary) = &req.primary {
+        // A standby cannot switch WAL: the primary does, and the standby replays it, so
+        // the backup's end segment completes and reaches the archive (Barman's
+        // `primary_conninfo`).
+        match Connection::connect(primary).await {
+            Ok(mut p) => {
+                if let Err(e) = p.switch_wal().await {
+                    tracing::warn!(
+                        server,
+                        "could not switch WAL on the primary (`primary_conninfo`): {}; the backup waits for the next segment switch",
+                        barkeep_archive::error::chain(&e)
+                    );
+                }
+                let _ = p.close().await;
+            }
+            Err(e) => tracing::warn!(
+                server,
+                "cannot connect to the primary (`primary_conninfo`): {}; the backup waits for the next segment switch",
+                barkeep_archive::error::chain(&e)
+            ),
+        }
     }
     let _ = sql.close().await;
     let _ = repl.close().await;
-    info.set_status(Status::WaitingForWals);
-    info.save(&cat.info_path(&id))?;
-    cat.check_backup(info, archive)?;
+    info.status = Status::WaitingForWals;
+    cat.write_info(info)?;
+    cat.check_backup(info)?;
     Ok(())
 }
 
@@ -607,15 +620,12 @@ fn previous_plain(cat: &Catalog, id: &str) -> Option<Arc<Previous>> {
         .into_iter()
         .rev()
         .filter(|b| b.backup_id.as_str() < id)
-        .find(|b| {
-            matches!(b.status(), Status::Done | Status::WaitingForWals)
-                && b.get("compression").is_none()
-        })?;
+        .find(|b| b.is_usable() && b.compression.is_none())?;
     let data = cat.data_dir(&prev.backup_id);
     let manifest = Manifest::load(&data.join("backup_manifest")).ok()?;
     let tablespaces = prev
         .tablespaces()
-        .into_iter()
+        .iter()
         .map(|t| {
             (
                 t.oid,
@@ -651,7 +661,7 @@ impl Job {
         match self {
             Job::Unpack(u, name) => {
                 // With server-side compression the archive name says the codec.
-                let mut reader = crate::extract::archive_decoder(&name, rx)
+                let mut reader = crate::extract::archive_decoder(rx)
                     .map_err(|e| BackupError::Other(format!("decompressing `{name}`: {e}")))?;
                 let unpacked = unpack(&mut reader, &u)?;
                 // Drain what follows the end-of-archive blocks.

@@ -446,6 +446,18 @@ pub const SERVER_KEYS: &[KeySpec] = &[
         None,
     ),
     k("aws_snapshot_lock_expiration_date", Both, Str, None),
+    // Barman 3.18+ (object storage as a server's catalog).
+    k("aws_check_object_lock", Both, Bool, None),
+    k("aws_encryption", Both, Str, None),
+    k("aws_read_timeout", Both, INT0, None),
+    k("cloud_delete_batch_size", Both, INT0, None),
+    k("cloud_staging_directory", Both, Path, None),
+    k("cloud_staging_max_size", Both, Size, None),
+    k("cloud_upload_max_archive_size", Server, Size, None),
+    k("cloud_upload_min_chunk_size", Server, Size, None),
+    k("cloud_wal_archive_parallel", Both, INT0, None),
+    k("cloud_wal_restore_parallel", Both, INT0, None),
+    k("warehousepg_dbid", Both, INT0, None),
 ];
 
 /// Looks a key up in both tables.

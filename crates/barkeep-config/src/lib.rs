@@ -23,6 +23,7 @@ pub mod ini;
 pub mod keys;
 mod load;
 mod resolve;
+pub mod support;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,94 +174,11 @@ pub fn display_value(key: &str, value: &Value) -> String {
     }
 }
 
-/// Replaces the password in a libpq `key=value` string or a `postgresql://` URI.
+/// Replaces the password in a libpq `key=value` string or a `postgresql://` URI — with
+/// the client's own parser (`barkeep_pg::conninfo`), so that what is hidden is exactly
+/// what would be sent as the password.
 pub fn redact_conninfo(s: &str) -> String {
-    const MASK: &str = "********";
-    if let Some(rest) = s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
-    {
-        let scheme = &s[..s.len() - rest.len()];
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        let authority = match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(c) => format!("{}:{MASK}{}", &userinfo[..c], &authority[at..]),
-                    None => authority.to_string(),
-                }
-            }
-            None => authority.to_string(),
-        };
-        let tail: String = match tail.find('?') {
-            Some(q) => {
-                let (path, query) = tail.split_at(q + 1);
-                let params: Vec<String> = query
-                    .split('&')
-                    .map(|p| match p.split_once('=') {
-                        Some((k, _)) if k == "password" => format!("{k}={MASK}"),
-                        _ => p.to_string(),
-                    })
-                    .collect();
-                format!("{path}{}", params.join("&"))
-            }
-            None => tail.to_string(),
-        };
-        return format!("{scheme}{authority}{tail}");
-    }
-    // key=value form: values may be single-quoted with backslash escapes (libpq rules).
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_whitespace() {
-            out.push(b[i] as char);
-            i += 1;
-            continue;
-        }
-        let key_start = i;
-        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = &s[key_start..i];
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            // Not a conninfo string we understand: hide everything from here on rather
-            // than risk showing a password.
-            out.push_str(&s[key_start..key_start + key.len()]);
-            if i < b.len() {
-                out.push(' ');
-                out.push_str(MASK);
-            }
-            return out;
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let value_start = i;
-        if i < b.len() && b[i] == b'\'' {
-            i += 1;
-            while i < b.len() && b[i] != b'\'' {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i = (i + 1).min(b.len());
-        } else {
-            while i < b.len() && !b[i].is_ascii_whitespace() {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i = i.min(b.len());
-        }
-        out.push_str(&s[key_start..value_start]);
-        if key == "password" {
-            out.push_str(MASK);
-        } else {
-            out.push_str(&s[value_start..i]);
-        }
-    }
-    out
+    barkeep_pg::conninfo::redact(s)
 }
 
 impl Config {
@@ -443,6 +361,7 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
 
+        check_support(&gsettings, &mut servers, &mut warnings);
         check_path_conflicts(&mut servers, &mut warnings);
 
         Ok(Config {
@@ -454,6 +373,61 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Applies [`support::verdict`] to every value written in a file: refused values disable
+/// their server (with file, line, key and what barkeep supports), values with no effect
+/// warn once per line.
+fn check_support(
+    global: &Settings,
+    servers: &mut [ServerConfig],
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let mut warned: BTreeSet<String> = BTreeSet::new();
+    let mut disabled: Vec<ConfigWarning> = Vec::new();
+    let mut warn = |origin: &Origin, key: &str, value: &str, why: &str| {
+        let at = origin.to_string();
+        if warned.insert(format!("{at} {key}")) {
+            warnings.push(ConfigWarning {
+                at,
+                message: format!("`{key} = {value}` has no effect in barkeep: {why}"),
+            });
+        }
+    };
+    for (key, setting) in &global.0 {
+        if let (Source::File { origin, .. }, Some(v)) = (&setting.source, &setting.value)
+            && let Ok(Some(why)) = support::verdict(key, &display_value(key, v))
+        {
+            warn(origin, key, &display_value(key, v), why);
+        }
+    }
+    for server in servers.iter_mut() {
+        let mut reasons = Vec::new();
+        for (key, setting) in &server.settings.0 {
+            let (Source::File { origin, .. }, Some(v)) = (&setting.source, &setting.value) else {
+                continue;
+            };
+            let text = display_value(key, v);
+            match support::verdict(key, &text) {
+                Ok(None) => {}
+                Ok(Some(why)) => warn(origin, key, &text, why),
+                Err(why) => reasons.push(format!("{origin}: `{key} = {text}`: {why}")),
+            }
+            if keys::DIRECTORY_KEYS.contains(key) && support::is_object_store_url(&text) {
+                reasons.push(format!(
+                    "{origin}: `{key} = {text}`: object storage as a server's catalog is not supported by this version of barkeep; use a local directory"
+                ));
+            }
+        }
+        for msg in reasons {
+            disabled.push(ConfigWarning {
+                at: String::new(),
+                message: format!("server `{}` disabled: {msg}", server.name),
+            });
+            server.disabled_reasons.push(msg);
+        }
+    }
+    warnings.extend(disabled);
 }
 
 fn unknown_key(entry: &ini::Entry, section: &str) -> ConfigWarning {

@@ -368,6 +368,23 @@ fn every_key_is_documented() {
             "`{}` missing from docs/configuration.md",
             spec.name
         );
+        // Its row says what barkeep does with it, as support.rs does.
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", spec.name)))
+            .unwrap_or_else(|| panic!("no table row for `{}`", spec.name));
+        let want = match support::support(spec.name) {
+            Some(support::Support::Acts) => "| acts |",
+            Some(support::Support::NoEffect(_)) => "| no effect: ",
+            Some(support::Support::Refused(_)) => "| **refused**: ",
+            Some(support::Support::Values(..)) => "| acts for ",
+            None => "unclassified",
+        };
+        assert!(
+            row.contains(want),
+            "`{}`: row should say `{want}`: {row}",
+            spec.name
+        );
     }
     for hook in keys::HOOK_KEYS {
         assert!(
@@ -375,4 +392,75 @@ fn every_key_is_documented() {
             "`{hook}` missing from docs/configuration.md"
         );
     }
+}
+
+#[test]
+fn every_key_of_the_table_acts_refuses_or_has_no_effect() {
+    let mut unclassified = Vec::new();
+    for spec in keys::GLOBAL_KEYS.iter().chain(keys::SERVER_KEYS.iter()) {
+        if support::support(spec.name).is_none() {
+            unclassified.push(spec.name);
+        }
+    }
+    for hook in keys::HOOK_KEYS {
+        if support::support(hook).is_none() {
+            unclassified.push(hook);
+        }
+    }
+    assert!(
+        unclassified.is_empty(),
+        "keys without a classification in support.rs: {unclassified:?}"
+    );
+}
+
+#[test]
+fn refused_settings_disable_their_server_naming_file_line_key_and_what_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("barman.conf");
+    std::fs::write(
+        &main,
+        "[barman]\nbarman_home = /b\nlog_format = %%(message)s\n\n[gpg]\nconninfo = host=a\nbackup_method = postgres\nencryption = gpg\n\n[rsync]\nconninfo = host=b\nbackup_method = rsync\n\n[ok]\nconninfo = host=c\nbackup_method = postgres\nretention_policy = REDUNDANCY 2\n\n[cloud]\nconninfo = host=d\nbackup_method = postgres\nbasebackups_directory = s3://bucket/barman\ncloud_staging_max_size = 30Gi\n",
+    )
+    .expect("write");
+    let cfg = load(&main).expect("loads");
+    let path = main.display().to_string();
+    let gpg = &cfg.server("gpg").expect("gpg").disabled_reasons;
+    assert_eq!(gpg.len(), 1, "{gpg:?}");
+    assert!(
+        gpg[0].starts_with(&format!(
+            "{path}:8: `encryption = gpg`: barkeep does not encrypt yet"
+        )),
+        "{}",
+        gpg[0]
+    );
+    let rsync = &cfg.server("rsync").expect("rsync").disabled_reasons;
+    assert!(
+        rsync[0].starts_with(&format!("{path}:12: `backup_method = rsync`: barkeep takes backups over the replication protocol only (`backup_method = postgres`)")),
+        "{}",
+        rsync[0]
+    );
+    let cloud = &cfg.server("cloud").expect("cloud").disabled_reasons;
+    assert!(cloud[0].contains("object storage"), "{cloud:?}");
+    assert!(!cfg.server("ok").expect("ok").disabled());
+    let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    for (line, key) in [
+        (3, "log_format"),
+        (17, "retention_policy"),
+        (23, "cloud_staging_max_size"),
+    ] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{path}:{line}: `{key} ="))
+                    && w.contains("has no effect in barkeep")),
+            "{key}: {warnings:#?}"
+        );
+    }
+    // Barman 3.19's keys are known keys, not "unknown".
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("unknown configuration key")),
+        "{warnings:#?}"
+    );
 }

@@ -144,37 +144,49 @@ pub fn parse(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
     Ok(map)
 }
 
-fn parse_kv(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+/// One `key=value` of a keyword/value string: the decoded key and value, and where the
+/// raw value is in the string (for [`redact`]).
+struct KvToken {
+    key: String,
+    value: String,
+    value_span: std::ops::Range<usize>,
+}
+
+/// The tokenizer of the keyword/value form (libpq's rules: whitespace around `=`,
+/// single quotes, backslash escapes). [`parse`] and [`redact`] both use it, so what is
+/// redacted is exactly what would be sent as the password.
+fn kv_tokens(s: &str) -> Result<Vec<KvToken>, ConninfoError> {
+    let mut out = Vec::new();
+    let mut chars = s.char_indices().peekable();
+    let skip_ws = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while chars.peek().is_some_and(|(_, c)| c.is_whitespace()) {
             chars.next();
         }
+    };
+    loop {
+        skip_ws(&mut chars);
         if chars.peek().is_none() {
             return Ok(out);
         }
         let mut key = String::new();
-        while let Some(&c) = chars.peek() {
+        while let Some(&(_, c)) = chars.peek() {
             if c == '=' || c.is_whitespace() {
                 break;
             }
             key.push(c);
             chars.next();
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
+        skip_ws(&mut chars);
+        if chars.next().map(|(_, c)| c) != Some('=') {
             return Err(ConninfoError::Syntax(format!(
                 "missing `=` after `{key}` in connection info string"
             )));
         }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        skip_ws(&mut chars);
+        let start = chars.peek().map(|(i, _)| *i).unwrap_or(s.len());
         let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
+        let end;
+        if chars.peek().map(|(_, c)| *c) == Some('\'') {
             chars.next();
             loop {
                 match chars.next() {
@@ -183,32 +195,125 @@ fn parse_kv(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
                             "unterminated quoted value for `{key}`"
                         )));
                     }
-                    Some('\\') => {
-                        if let Some(c) = chars.next() {
+                    Some((_, '\\')) => {
+                        if let Some((_, c)) = chars.next() {
                             value.push(c);
                         }
                     }
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
+                    Some((i, '\'')) => {
+                        end = i + 1;
+                        break;
+                    }
+                    Some((_, c)) => value.push(c),
                 }
             }
         } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    if let Some(n) = chars.next() {
-                        value.push(n);
+            loop {
+                match chars.peek() {
+                    Some(&(_, c)) if !c.is_whitespace() => {
+                        chars.next();
+                        if c == '\\' {
+                            if let Some((_, n)) = chars.next() {
+                                value.push(n);
+                            }
+                        } else {
+                            value.push(c);
+                        }
                     }
-                } else {
-                    value.push(c);
+                    Some(&(i, _)) => {
+                        end = i;
+                        break;
+                    }
+                    None => {
+                        end = s.len();
+                        break;
+                    }
                 }
             }
         }
-        out.insert(key, value);
+        out.push(KvToken {
+            key,
+            value,
+            value_span: start..end,
+        });
     }
+}
+
+fn parse_kv(s: &str) -> Result<BTreeMap<String, String>, ConninfoError> {
+    Ok(kv_tokens(s)?
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect())
+}
+
+/// `s` with its password replaced by `********`, in its own form (keyword/value or URI),
+/// using the same rules as [`parse`]: whatever [`parse`] would read as the password is
+/// hidden. A string that does not parse is hidden from the first problem on.
+pub fn redact(s: &str) -> String {
+    const MASK: &str = "********";
+    let t = s.trim_start();
+    if t.starts_with("postgresql://") || t.starts_with("postgres://") {
+        return redact_uri(s, MASK);
+    }
+    match kv_tokens(s) {
+        Ok(tokens) => {
+            let mut out = String::with_capacity(s.len());
+            let mut at = 0;
+            for tok in tokens.iter().filter(|t| t.key == "password") {
+                out.push_str(&s[at..tok.value_span.start]);
+                out.push_str(MASK);
+                at = tok.value_span.end;
+            }
+            out.push_str(&s[at..]);
+            out
+        }
+        Err(_) => {
+            // Keep the keys that parse, hide the rest.
+            let cut = s.find('=').map(|i| i + 1).unwrap_or(0);
+            format!("{} {MASK}", s[..cut].trim_end())
+        }
+    }
+}
+
+fn redact_uri(s: &str, mask: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return mask.to_string();
+    };
+    let (main, query) = match rest.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match main.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (main, None),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{mask}@{hosts}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}://{authority}");
+    if let Some(p) = path {
+        out.push('/');
+        out.push_str(p);
+    }
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                // The key as parse() decodes it: `pass%77ord` is the password too.
+                Some((k, _)) if percent_decode(k).map(|k| k == "password").unwrap_or(true) => {
+                    format!("{k}={mask}")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 fn percent_decode(s: &str) -> Result<String, ConninfoError> {
@@ -689,6 +794,38 @@ pub fn resolve(conninfo: &str, env: &dyn Environment) -> Result<ConnParams, Conn
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redaction_hides_exactly_what_parse_reads_as_the_password() {
+        for (text, shown) in [
+            (
+                "host=db password=s3cret user=x",
+                "host=db password=******** user=x",
+            ),
+            (
+                "host=db password = 'it\\'s a secret' user=x",
+                "host=db password = ******** user=x",
+            ),
+            ("password=a\\ b host=db", "password=******** host=db"),
+            (
+                "postgresql://u:s3cret@db:5432/app?sslmode=require",
+                "postgresql://u:********@db:5432/app?sslmode=require",
+            ),
+            // A percent-encoded key is still the password for the parser.
+            (
+                "postgresql://db/app?pass%77ord=s3cret",
+                "postgresql://db/app?pass%77ord=********",
+            ),
+            ("host=db 'password", "host= ********"),
+        ] {
+            assert_eq!(redact(text), shown, "{text}");
+            if let Ok(m) = parse(text)
+                && let Some(pw) = m.get("password")
+            {
+                assert!(!redact(text).contains(pw.as_str()), "{text}");
+            }
+        }
+    }
+
     use super::*;
     use std::collections::HashMap;
 

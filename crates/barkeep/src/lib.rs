@@ -26,29 +26,30 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
 
-/// An error with the exit code it maps to.
+/// A failed command: the message (every cause on one line) and the exit code.
 #[derive(Debug)]
 pub struct Failure {
-    /// The error and its causes.
-    pub error: anyhow::Error,
+    /// What failed and why.
+    pub message: String,
     /// The process exit code.
     pub code: u8,
 }
 
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
+impl Failure {
+    /// A usage or configuration error (exit code 2).
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure {
-            error: e.into(),
-            code: EXIT_FAILURE,
+            message: message.into(),
+            code: EXIT_USAGE,
         }
     }
-}
 
-/// Marks an error as a usage/configuration error (exit code 2).
-pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Failure {
-    Failure {
-        error: e.into(),
-        code: EXIT_USAGE,
+    /// A failure (exit code 1).
+    pub(crate) fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: EXIT_FAILURE,
+        }
     }
 }
 
@@ -66,8 +67,18 @@ where
             return ExitCode::from(code);
         }
     };
-    let mut out = Output::new(cli.format, cli.quiet);
-    let result = commands::dispatch(&cli, &mut out);
+    let out = Output::new(cli.format, cli.quiet);
+    // The one runtime of the process: operations that talk to PostgreSQL run on it; file
+    // work runs on this thread, outside it.
+    let result = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => commands::dispatch(&cli, &rt, &out),
+        Err(e) => Err(Failure::failed(format!(
+            "cannot start the async runtime: {e}"
+        ))),
+    };
     let code = match result {
         Ok(()) => {
             if out.errors_emitted() {
@@ -77,20 +88,10 @@ where
             }
         }
         Err(f) => {
-            out.error(&render_error(&f.error));
+            out.error(&f.message);
             f.code
         }
     };
     out.finish();
     ExitCode::from(code)
-}
-
-/// `error: what: cause: cause…`, keeping every cause of the chain.
-pub fn render_error(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-    }
-    s
 }

@@ -49,20 +49,14 @@ pub fn init(level: &str, log_file: Option<&Path>, color: ColorMode) -> Option<St
         .with_target(false)
         .without_time();
     let mut warning = None;
-    let file = log_file.and_then(|p| {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            Ok(f) => Some(f),
-            Err(e) => {
-                warning = Some(format!(
-                    "cannot open log_file `{}`: {e}; logging to standard error only",
-                    p.display()
-                ));
-                None
-            }
+    let file = log_file.and_then(|p| match barkeep_engine::open_log_file(p) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            warning = Some(format!(
+                "cannot open log_file `{}`: {e}; logging to standard error only",
+                p.display()
+            ));
+            None
         }
     });
     let result = match file {

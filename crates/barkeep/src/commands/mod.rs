@@ -1,61 +1,55 @@
-//! Command dispatch: resolve the configuration once, set up logging, run the command.
+//! Command dispatch: load the configuration once, set up logging, build the engine, run
+//! the command, render its result. Each command module is a few lines per command: turn
+//! arguments into engine options, call the engine, print what it returned.
 
 mod backup;
-mod diagnose;
 mod restore;
 mod servers;
 mod wal;
-mod walclient;
 
-use anyhow::anyhow;
-use barkeep_config::{Config, ServerConfig};
+use std::sync::Arc;
+
+use barkeep_engine::{Engine, EngineError};
 
 use crate::cli::{Cli, Command};
-use crate::{Failure, Output, logging, usage};
+use crate::output::Sink;
+use crate::{Failure, Output, logging};
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure {
+            code: e.exit_code(),
+            message: barkeep_engine::render(&e),
+        }
+    }
+}
 
 /// Loads the configuration and runs the selected command.
-pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
+pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> Result<(), Failure> {
     // The WAL clients run on database hosts, usually without a barkeep configuration.
     match &cli.command {
         Command::WalArchive(a) if !a.remote.local => {
-            barkeep_archive::durable::set_group_access(None);
             logging::init(logging::level(cli, None), None, cli.color);
-            return walclient::wal_archive(a, None, out);
+            return wal::wal_archive(a, None, out);
         }
         Command::WalRestore(a) if !a.remote.local => {
-            barkeep_archive::durable::set_group_access(None);
             logging::init(logging::level(cli, None), None, cli.color);
-            return walclient::wal_restore(a, None, out);
+            return wal::wal_restore(a, None, out);
         }
         _ => {}
     }
     let env = |k: &str| std::env::var(k).ok();
-    let path = barkeep_config::find_config_file(cli.config.as_deref(), &env).map_err(usage)?;
+    let path = barkeep_config::find_config_file(cli.config.as_deref(), &env)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let config = match barkeep_config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
             logging::init(logging::level(cli, None), None, cli.color);
-            return Err(usage(anyhow!(errors)));
+            return Err(Failure::usage(errors.to_string()));
         }
     };
     // Private by default: the catalog holds every row of every database.
-    let group = match config.global.str("catalog_group") {
-        None => None,
-        Some(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(g)) => Some(g.gid),
-            Ok(None) => {
-                return Err(usage(anyhow!(
-                    "`catalog_group = {name}`: no such group on this host"
-                )));
-            }
-            Err(e) => {
-                return Err(usage(anyhow!(
-                    "`catalog_group = {name}`: cannot look the group up: {e}"
-                )));
-            }
-        },
-    };
-    barkeep_archive::durable::set_group_access(group);
+    barkeep_engine::catalog_group(&config)?;
     let level = logging::level(cli, config.global.choice("log_level"));
     if let Some(w) = logging::init(level, config.global.path("log_file"), cli.color) {
         out.warning(&w);
@@ -64,15 +58,16 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
         tracing::warn!("{w}");
     }
     tracing::debug!(config = %path.display(), "configuration loaded");
+    let engine = Engine::new(config).with_events(Sink(out.clone()));
 
     match &cli.command {
-        Command::ListServers { minimal } => servers::list(&config, *minimal, out),
+        Command::ListServers { minimal } => servers::list(&engine, *minimal, out),
         Command::ShowServers {
             servers,
             show_config_source,
-        } => servers::show(&config, servers, *show_config_source, out),
+        } => servers::show(&engine, servers, *show_config_source, out),
         Command::Diagnose { show_config_source } => {
-            diagnose::run(&config, *show_config_source, out)
+            servers::diagnose(&engine, *show_config_source, out)
         }
         Command::ReceiveWal {
             server,
@@ -81,19 +76,17 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             create_slot,
             if_not_exists,
             drop_slot,
-        } => wal::receive_wal(
-            &config,
-            server,
-            wal::ReceiveOpts {
+        } => {
+            let o = barkeep_engine::ReceiveOpts {
                 stop: *stop,
                 reset: *reset,
                 create_slot: *create_slot,
                 if_not_exists: *if_not_exists,
                 drop_slot: *drop_slot,
-            },
-            out,
-        ),
-        Command::ArchiveWal { server } => wal::archive_wal(&config, server, out),
+            };
+            wal::receive_wal(&engine.server(server)?, o, rt, out)
+        }
+        Command::ArchiveWal { server } => wal::archive_wal(&engine.server(server)?, out),
         Command::GetWal {
             server,
             wal_name,
@@ -102,30 +95,39 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             peek,
             test,
             keep_compression,
-        } => wal::get_wal(
-            &config,
-            server,
-            wal_name,
-            &wal::GetWalOpts {
+        } => {
+            let o = barkeep_engine::GetWalOpts {
                 output_directory: output_directory.clone(),
                 partial: *partial,
-                peek: *peek,
-                test: *test,
                 keep_compression: *keep_compression,
-            },
-            out,
-        ),
-        Command::PutWal { server, test } => wal::put_wal(&config, server, *test, out),
+            };
+            wal::get_wal(&engine.server(server)?, wal_name, *peek, *test, &o, out)
+        }
+        Command::PutWal { server, test } => wal::put_wal(&engine.server(server)?, *test, out),
         Command::SwitchWal {
             servers,
             force,
             archive,
             archive_timeout,
-        } => wal::switch_wal(&config, servers, *force, *archive, *archive_timeout, out),
-        Command::ReplicationStatus { servers, minimal } => {
-            wal::replication_status(&config, servers, *minimal, out)
+        } => {
+            let timeout = archive.then_some(*archive_timeout);
+            for s in engine.servers(servers)? {
+                each(out, rt.block_on(wal::switch_wal(&s, *force, timeout, out)));
+            }
+            Ok(())
         }
-        Command::RebuildXlogdb { servers } => wal::rebuild_xlogdb(&config, servers, out),
+        Command::ReplicationStatus { servers, minimal } => {
+            for s in engine.servers(servers)? {
+                each(out, rt.block_on(wal::replication_status(&s, *minimal, out)));
+            }
+            Ok(())
+        }
+        Command::RebuildXlogdb { servers } => {
+            for s in engine.servers(servers)? {
+                wal::rebuild_xlogdb(&s, out)?;
+            }
+            Ok(())
+        }
         Command::Backup {
             servers,
             name,
@@ -139,10 +141,8 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             reuse_backup,
             wait,
             wait_timeout,
-        } => backup::backup(
-            &config,
-            servers,
-            &backup::BackupOpts {
+        } => {
+            let o = barkeep_engine::BackupOpts {
                 name: name.clone(),
                 immediate: if *immediate_checkpoint {
                     Some(true)
@@ -158,22 +158,34 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
                 reuse: reuse_backup.clone(),
                 wait: *wait,
                 wait_timeout: *wait_timeout,
-            },
-            out,
-        ),
+            };
+            for s in engine.servers(servers)? {
+                if let Some(skip) = s.backup_skipped() {
+                    out.warning(&skip);
+                    continue;
+                }
+                each(out, rt.block_on(backup::backup(&s, &o, out)));
+            }
+            Ok(())
+        }
         Command::ListBackups { servers, minimal } => {
-            backup::list_backups(&config, servers, *minimal, out)
+            for s in engine.servers(servers)? {
+                backup::list_backups(&s, *minimal, out)?;
+            }
+            Ok(())
         }
         Command::ShowBackup { server, backup_id } => {
-            backup::show_backup(&config, server, backup_id, out)
+            backup::show_backup(&engine.server(server)?, backup_id, out)
         }
         Command::VerifyBackup { server, backup_id } => {
-            backup::verify_backup(&config, server, backup_id, out)
+            backup::verify_backup(&engine.server(server)?, backup_id, out)
         }
         Command::CheckBackup { server, backup_id } => {
-            backup::check_backup(&config, server, backup_id, out)
+            backup::check_backup(&engine.server(server)?, backup_id, out)
         }
-        Command::Delete { server, backup_id } => backup::delete(&config, server, backup_id, out),
+        Command::Delete { server, backup_id } => {
+            backup::delete(&engine.server(server)?, backup_id, out)
+        }
         Command::Restore {
             server,
             backup_id,
@@ -196,7 +208,7 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             remote_ssh_command,
             bwlimit,
         } => {
-            use barkeep_backup::restore::Target;
+            use barkeep_engine::Target;
             let target = if let Some(t) = target_time {
                 Some(Target::Time(t.clone()))
             } else if let Some(x) = target_xid {
@@ -210,31 +222,31 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             } else {
                 None
             };
+            let o = barkeep_engine::RestoreOpts {
+                target,
+                target_tli: target_tli.clone(),
+                exclusive: *exclusive,
+                target_action: target_action.clone(),
+                standby_mode: *standby_mode,
+                tablespaces: tablespace.clone(),
+                get_wal: if *get_wal {
+                    Some(true)
+                } else if *no_get_wal {
+                    Some(false)
+                } else {
+                    None
+                },
+                staging_wal_dir: staging_wal_directory.clone(),
+                jobs: *jobs,
+                recovery_conf_filename: recovery_conf_filename.clone(),
+                remote_ssh_command: remote_ssh_command.clone(),
+                bwlimit: bwlimit.filter(|b| *b > 0),
+            };
             restore::restore(
-                &config,
-                server,
+                &engine.server(server)?,
                 backup_id,
                 destination_directory,
-                &restore::RestoreOpts {
-                    target,
-                    target_tli: target_tli.clone(),
-                    exclusive: *exclusive,
-                    target_action: target_action.clone(),
-                    standby_mode: *standby_mode,
-                    tablespaces: tablespace.clone(),
-                    get_wal: if *get_wal {
-                        Some(true)
-                    } else if *no_get_wal {
-                        Some(false)
-                    } else {
-                        None
-                    },
-                    staging_wal_dir: staging_wal_directory.clone(),
-                    jobs: *jobs,
-                    recovery_conf_filename: recovery_conf_filename.clone(),
-                    remote_ssh_command: remote_ssh_command.clone(),
-                    bwlimit: bwlimit.filter(|b| *b > 0),
-                },
+                &o,
                 out,
             )
         }
@@ -242,36 +254,16 @@ pub fn dispatch(cli: &Cli, out: &mut Output) -> Result<(), Failure> {
             server,
             backup_id,
             target,
-        } => backup::list_files(&config, server, backup_id, target, out),
-        Command::WalArchive(a) => walclient::wal_archive(a, Some(&config), out),
-        Command::WalRestore(a) => walclient::wal_restore(a, Some(&config), out),
+        } => backup::list_files(&engine.server(server)?, backup_id, target, out),
+        Command::WalArchive(a) => wal::wal_archive(a, Some(&engine), out),
+        Command::WalRestore(a) => wal::wal_restore(a, Some(&engine), out),
     }
 }
 
-/// The servers named on the command line (`all` = every server), in configuration order.
-pub(crate) fn select<'a>(
-    config: &'a Config,
-    names: &[String],
-) -> Result<Vec<&'a ServerConfig>, Failure> {
-    if names.iter().any(|n| n == "all") {
-        return Ok(config.servers.iter().collect());
+/// A per-server result of a command over several servers: a failure is reported and the
+/// next server still runs (exit code 1 at the end), as Barman does.
+fn each(out: &Output, r: Result<(), Failure>) {
+    if let Err(f) = r {
+        out.error(&f.message);
     }
-    let mut out = Vec::new();
-    for name in names {
-        match config.server(name) {
-            Some(s) => out.push(s),
-            None => {
-                let known: Vec<&str> = config.servers.iter().map(|s| s.name.as_str()).collect();
-                return Err(Failure::from(anyhow!(
-                    "unknown server `{name}` (configured: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-        }
-    }
-    Ok(out)
 }

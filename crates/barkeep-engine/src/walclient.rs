@@ -10,16 +10,76 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, anyhow};
-use barkeep_config::Config;
+use barkeep_backup::restore::sh_quote;
 use sha2::Digest;
 
-use crate::cli::{WalClientArgs, WalRestoreArgs};
-use crate::{Failure, Output};
+use crate::Engine;
+use crate::error::{EngineError, Result, failed, usage};
 
-/// Quotes one argument for a POSIX shell.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
+/// How the clients reach the backup host (Barman's `barman-wal-*` options).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// `--barman-program`/remote program name.
+    pub remote_program: String,
+    /// `--local`: act on this host's archive directly.
+    pub local: bool,
+    /// `-U`.
+    pub user: String,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `-c` passed to the remote program.
+    pub remote_config: Option<String>,
+    /// `--test`.
+    pub test: bool,
+}
+
+/// `wal-archive` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct WalArchiveArgs {
+    /// Connection to the backup host.
+    pub remote: RemoteArgs,
+    /// `--md5`.
+    pub md5: bool,
+    /// Backup host.
+    pub barman_host: String,
+    /// Server name.
+    pub server_name: String,
+    /// The WAL file (`%p`).
+    pub wal_path: Option<PathBuf>,
+}
+
+/// `wal-restore` arguments.
+#[derive(Debug, Clone, Default)]
+pub struct WalRestoreArgs {
+    /// Connection to the backup host.
+    pub remote: RemoteArgs,
+    /// `-P`.
+    pub partial: bool,
+    /// `-p`: files to prefetch.
+    pub parallel: usize,
+    /// `--spool-dir`.
+    pub spool_dir: PathBuf,
+    /// `-s`: seconds to sleep after a failure.
+    pub sleep: u64,
+    /// Backup host.
+    pub barman_host: String,
+    /// Server name.
+    pub server_name: String,
+    /// `%f`.
+    pub wal_name: String,
+    /// `%p`.
+    pub wal_dest: PathBuf,
+}
+
+/// What a WAL client did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum WalClientDone {
+    /// The file was sent or fetched.
+    Done,
+    /// `--test`: the backup host accepts WAL for the server.
+    ReadyToAccept,
+    /// `--test`: the backup host can return WAL for the server.
+    ReadyToRetrieve,
 }
 
 fn ssh_command(user: &str, host: &str, port: Option<u16>, remote: &[String]) -> Command {
@@ -50,12 +110,12 @@ fn remote_args(program: &str, config: Option<&str>, rest: &[&str]) -> Vec<String
 
 /// The tar stream barman-wal-archive sends: the WAL file, then `SHA256SUMS` (or
 /// `MD5SUMS`) with a `<hash> *<name>` line.
-pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> Result<()> {
     let name = wal
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| anyhow!("`{}` has no file name", wal.display()))?;
-    let data = std::fs::read(wal).with_context(|| format!("cannot read `{}`", wal.display()))?;
+        .ok_or_else(|| usage(format!("`{}` has no file name", wal.display())))?;
+    let data = std::fs::read(wal).map_err(|e| EngineError::io("read", wal, e))?;
     let sum: String = if md5 {
         md5::Md5::digest(&data)
             .iter()
@@ -67,6 +127,7 @@ pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> anyhow::Result<()>
             .map(|b| format!("{b:02x}"))
             .collect()
     };
+    let io = |e: std::io::Error| failed(format!("cannot send `{}`: {e}", wal.display()));
     let mut b = tar::Builder::new(out);
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -78,7 +139,7 @@ pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> anyhow::Result<()>
             .unwrap_or(0),
     );
     h.set_cksum();
-    b.append_data(&mut h, &name, &data[..])?;
+    b.append_data(&mut h, &name, &data[..]).map_err(io)?;
     let text = format!("{sum} *{name}\n");
     let mut h = tar::Header::new_gnu();
     h.set_size(text.len() as u64);
@@ -88,36 +149,39 @@ pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> anyhow::Result<()>
         &mut h,
         if md5 { "MD5SUMS" } else { "SHA256SUMS" },
         text.as_bytes(),
-    )?;
-    b.finish()?;
+    )
+    .map_err(io)?;
+    b.finish().map_err(io)?;
     Ok(())
 }
 
-fn exit(code: u8, e: anyhow::Error) -> Failure {
-    Failure { error: e, code }
+fn exit(code: u8, message: impl Into<String>) -> EngineError {
+    EngineError::Exit {
+        code,
+        message: message.into(),
+    }
 }
 
-/// `wal-archive HOST SERVER WAL_PATH`.
-pub fn wal_archive(
-    a: &WalClientArgs,
-    config: Option<&Config>,
-    out: &mut Output,
-) -> Result<(), Failure> {
+fn need_engine(engine: Option<&Engine>) -> Result<&Engine> {
+    engine.ok_or_else(|| usage("--local needs the configuration (-c)"))
+}
+
+/// `wal-archive HOST SERVER WAL_PATH` (for `archive_command`).
+pub fn wal_archive(a: &WalArchiveArgs, engine: Option<&Engine>) -> Result<WalClientDone> {
     if a.remote.local {
-        let config = config.ok_or_else(|| anyhow!("--local needs the configuration (-c)"))?;
+        let server = need_engine(engine)?.server(&a.server_name)?;
         if a.remote.test {
-            return super::wal::put_wal(config, &a.server_name, true, out);
+            server.put_wal_ready()?;
+            return Ok(WalClientDone::ReadyToAccept);
         }
         let wal = a
             .wal_path
             .as_ref()
-            .ok_or_else(|| crate::usage(anyhow!("WAL_PATH is required")))?;
-        let s = super::select(config, std::slice::from_ref(&a.server_name))?[0];
-        let archive = super::wal::archive_for(config, s)?;
+            .ok_or_else(|| usage("WAL_PATH is required"))?;
         let mut buf = Vec::new();
         wal_tar(wal, a.md5, &mut buf)?;
-        archive.put_wal(&mut &buf[..]).map_err(|e| anyhow!(e))?;
-        return Ok(());
+        server.put_wal(&mut &buf[..])?;
+        return Ok(WalClientDone::Done);
     }
     let mut rest = vec!["put-wal", a.server_name.as_str()];
     if a.remote.test {
@@ -130,51 +194,55 @@ pub fn wal_archive(
     );
     let mut cmd = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote);
     cmd.stdin(Stdio::piped());
-    let mut child = cmd.spawn().context("cannot run ssh")?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot run ssh: {e}")))?;
     if !a.remote.test {
         let wal = a
             .wal_path
             .as_ref()
-            .ok_or_else(|| crate::usage(anyhow!("WAL_PATH is required")))?;
+            .ok_or_else(|| usage("WAL_PATH is required"))?;
         let mut stdin = child
             .stdin
             .take()
-            .ok_or_else(|| anyhow!("ssh has no stdin"))?;
+            .ok_or_else(|| failed("ssh has no stdin"))?;
         wal_tar(wal, a.md5, &mut stdin)?;
         drop(stdin);
     } else {
         drop(child.stdin.take());
     }
-    let status = child.wait().context("waiting for ssh")?;
+    let status = child
+        .wait()
+        .map_err(|e| failed(format!("waiting for ssh: {e}")))?;
     match status.code() {
-        Some(0) => Ok(()),
+        Some(0) if a.remote.test => Ok(WalClientDone::ReadyToAccept),
+        Some(0) => Ok(WalClientDone::Done),
         Some(255) => Err(exit(
             3,
-            anyhow!(
+            format!(
                 "ssh to {}@{} failed (exit 255)",
-                a.remote.user,
-                a.barman_host
+                a.remote.user, a.barman_host
             ),
         )),
         Some(c) => Err(exit(
             u8::try_from(c).unwrap_or(1),
-            anyhow!(
+            format!(
                 "remote put-wal for server `{}` failed (exit {c})",
                 a.server_name
             ),
         )),
-        None => Err(exit(1, anyhow!("ssh was killed by a signal"))),
+        None => Err(exit(1, "ssh was killed by a signal")),
     }
 }
 
-/// Fetches `wal` into `dest` (atomically); `Err((code, error))` as barman-wal-restore:
+/// Fetches `wal` into `dest` (atomically); `Err((code, message))` as barman-wal-restore:
 /// 1 not found / get-wal failed, 2 ssh failed.
 fn fetch(
     a: &WalRestoreArgs,
-    config: Option<&Config>,
+    engine: Option<&Engine>,
     wal: &str,
     dest: &Path,
-) -> Result<(), (u8, anyhow::Error)> {
+) -> std::result::Result<(), (u8, String)> {
     let tmp = dest.with_file_name(format!(
         ".{}.{}.tmp",
         dest.file_name()
@@ -183,20 +251,24 @@ fn fetch(
         std::process::id()
     ));
     let result = if a.remote.local {
-        let config = config.ok_or_else(|| (2, anyhow!("--local needs the configuration (-c)")))?;
-        let s = config
+        let engine =
+            engine.ok_or_else(|| (2, "--local needs the configuration (-c)".to_string()))?;
+        let server = engine
             .server(&a.server_name)
-            .ok_or_else(|| (1, anyhow!("unknown server `{}`", a.server_name)))?;
-        let archive = super::wal::archive_for(config, s).map_err(|f| (1, f.error))?;
+            .map_err(|e| (1, crate::render(&e)))?;
         let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| (1, anyhow!("cannot create `{}`: {e}", tmp.display())))?;
-        archive
-            .get_wal(wal, a.partial, false, &mut f)
-            .map(|_| ())
-            .map_err(|e| (1, anyhow!(e)))
+            .map_err(|e| (1, format!("cannot create `{}`: {e}", tmp.display())))?;
+        let o = crate::GetWalOpts {
+            output_directory: None,
+            partial: a.partial,
+            keep_compression: false,
+        };
+        server
+            .get_wal(wal, &o, &mut f)
+            .map_err(|e| (1, crate::render(&e)))
             .and_then(|()| {
                 f.sync_all()
-                    .map_err(|e| (1, anyhow!("fsync `{}`: {e}", tmp.display())))
+                    .map_err(|e| (1, format!("fsync `{}`: {e}", tmp.display())))
             })
     } else {
         let mut rest = vec!["get-wal"];
@@ -211,26 +283,26 @@ fn fetch(
             &rest,
         );
         let file = std::fs::File::create(&tmp)
-            .map_err(|e| (1, anyhow!("cannot create `{}`: {e}", tmp.display())))?;
+            .map_err(|e| (1, format!("cannot create `{}`: {e}", tmp.display())))?;
         let status = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote)
             .stdout(Stdio::from(file))
             .status()
-            .map_err(|e| (2, anyhow!("cannot run ssh: {e}")))?;
+            .map_err(|e| (2, format!("cannot run ssh: {e}")))?;
         match status.code() {
             Some(0) => Ok(()),
             Some(255) => Err((
                 2,
-                anyhow!("ssh to {}@{} failed", a.remote.user, a.barman_host),
+                format!("ssh to {}@{} failed", a.remote.user, a.barman_host),
             )),
             _ => Err((
                 1,
-                anyhow!("WAL file '{wal}' not found in server '{}'", a.server_name),
+                format!("WAL file '{wal}' not found in server '{}'", a.server_name),
             )),
         }
     };
     match result {
         Ok(()) => std::fs::rename(&tmp, dest)
-            .map_err(|e| (1, anyhow!("cannot move WAL into `{}`: {e}", dest.display()))),
+            .map_err(|e| (1, format!("cannot move WAL into `{}`: {e}", dest.display()))),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -238,17 +310,11 @@ fn fetch(
     }
 }
 
-fn peek(a: &WalRestoreArgs, config: Option<&Config>, wal: &str, n: usize) -> Vec<String> {
+fn peek(a: &WalRestoreArgs, engine: Option<&Engine>, wal: &str, n: usize) -> Vec<String> {
     if a.remote.local {
-        let Some(config) = config else {
-            return Vec::new();
-        };
-        let Some(s) = config.server(&a.server_name) else {
-            return Vec::new();
-        };
-        return super::wal::archive_for(config, s)
-            .ok()
-            .and_then(|ar| ar.peek(wal, n).ok())
+        return engine
+            .and_then(|e| e.server(&a.server_name).ok())
+            .and_then(|s| s.peek_wal(wal, n).ok())
             .unwrap_or_default();
     }
     let n = n.to_string();
@@ -270,16 +336,12 @@ fn peek(a: &WalRestoreArgs, config: Option<&Config>, wal: &str, n: usize) -> Vec
         .collect()
 }
 
-/// `wal-restore HOST SERVER WAL_NAME WAL_DEST`.
-pub fn wal_restore(
-    a: &WalRestoreArgs,
-    config: Option<&Config>,
-    out: &mut Output,
-) -> Result<(), Failure> {
+/// `wal-restore HOST SERVER WAL_NAME WAL_DEST` (for `restore_command`): from the spool
+/// when prefetched, else fetched while the next `-p` files are prefetched in parallel.
+pub fn wal_restore(a: &WalRestoreArgs, engine: Option<&Engine>) -> Result<WalClientDone> {
     if a.remote.test {
         if a.remote.local {
-            let config = config.ok_or_else(|| anyhow!("--local needs the configuration (-c)"))?;
-            super::select(config, std::slice::from_ref(&a.server_name))?;
+            need_engine(engine)?.server(&a.server_name)?;
         } else {
             let remote = remote_args(
                 &a.remote.remote_program,
@@ -293,19 +355,15 @@ pub fn wal_restore(
             );
             let st = ssh_command(&a.remote.user, &a.barman_host, a.remote.port, &remote)
                 .status()
-                .context("cannot run ssh")?;
+                .map_err(|e| failed(format!("cannot run ssh: {e}")))?;
             if !st.success() {
                 return Err(exit(
                     2,
-                    anyhow!("ssh to {}@{} failed", a.remote.user, a.barman_host),
+                    format!("ssh to {}@{} failed", a.remote.user, a.barman_host),
                 ));
             }
         }
-        out.line(&format!(
-            "Ready to retrieve WAL files from the server {}",
-            a.server_name
-        ));
-        return Ok(());
+        return Ok(WalClientDone::ReadyToRetrieve);
     }
     // 1. Prefetched earlier into the spool?
     let spooled = a.spool_dir.join(&a.wal_name);
@@ -316,38 +374,38 @@ pub fn wal_restore(
                     .map(|_| ())
                     .and_then(|()| std::fs::remove_file(&spooled))
             })
-            .with_context(|| {
-                format!(
-                    "cannot move `{}` to `{}`",
+            .map_err(|e| {
+                failed(format!(
+                    "cannot move `{}` to `{}`: {e}",
                     spooled.display(),
                     a.wal_dest.display()
-                )
+                ))
             })?;
-        return Ok(());
+        return Ok(WalClientDone::Done);
     }
     // 2. Prefetch the next ones in parallel while fetching this one.
     let mut prefetch: Vec<String> = Vec::new();
     if a.parallel > 0 {
-        prefetch = peek(a, config, &a.wal_name, a.parallel + 1);
+        prefetch = peek(a, engine, &a.wal_name, a.parallel + 1);
         prefetch.retain(|w| w != &a.wal_name);
         if !prefetch.is_empty() {
             std::fs::create_dir_all(&a.spool_dir)
-                .with_context(|| format!("cannot create `{}`", a.spool_dir.display()))?;
+                .map_err(|e| EngineError::io("create", &a.spool_dir, e))?;
         }
     }
     let main = std::thread::scope(|s| {
         for w in &prefetch {
             let dest: PathBuf = a.spool_dir.join(w);
             s.spawn(move || {
-                if let Err((_, e)) = fetch(a, config, w, &dest) {
+                if let Err((_, e)) = fetch(a, engine, w, &dest) {
                     tracing::debug!("prefetch of {w} failed: {e}");
                 }
             });
         }
-        fetch(a, config, &a.wal_name, &a.wal_dest)
+        fetch(a, engine, &a.wal_name, &a.wal_dest)
     });
     match main {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(WalClientDone::Done),
         Err((code, e)) => {
             if a.sleep > 0 {
                 std::thread::sleep(std::time::Duration::from_secs(a.sleep));
@@ -364,8 +422,6 @@ mod tests {
 
     #[test]
     fn remote_arguments_are_quoted() {
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's"), "'it'\\''s'");
         let c = ssh_command(
             "barman",
             "backup",

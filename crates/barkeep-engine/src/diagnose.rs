@@ -1,11 +1,77 @@
-//! `diagnose`: configuration, versions and environment as one JSON document, for bug
-//! reports and support. Passwords never appear (conninfo and `PGPASSWORD` are redacted).
+//! The effective settings of a server (what `show-servers` prints) and `diagnose`:
+//! configuration, versions and environment as one JSON document, for bug reports and
+//! support. Passwords never appear (conninfo and `PGPASSWORD` are redacted).
 
-use barkeep_config::Config;
+use barkeep_config::{Config, ServerConfig, Setting, Source, Value, display_value};
 use serde_json::{Map, Value as Json, json};
 
-use super::servers::{effective, settings_json};
-use crate::{Failure, Output};
+/// The settings `show-servers` prints for a server — every key plus Barman's derived
+/// fields (`name`, `barman_home`, `barman_lock_directory`, `disabled`) — as (key, value,
+/// source), sorted by key.
+pub fn effective_settings(
+    config: &Config,
+    s: &ServerConfig,
+) -> Vec<(String, Option<Value>, String)> {
+    let mut rows: Vec<(String, Option<Value>, String)> = Vec::new();
+    let global = |k: &str| -> (Option<Value>, String) {
+        match config.global.0.get(k) {
+            Some(Setting { value, source }) => (value.clone(), source.to_string()),
+            None => (None, Source::Unset.to_string()),
+        }
+    };
+    rows.push((
+        "name".into(),
+        Some(Value::Str(s.name.clone())),
+        "section name".into(),
+    ));
+    for k in ["barman_home", "barman_lock_directory"] {
+        let (v, src) = global(k);
+        rows.push((k.into(), v, src));
+    }
+    rows.push((
+        "disabled".into(),
+        Some(Value::Bool(s.disabled())),
+        if s.disabled() {
+            s.disabled_reasons.join("; ")
+        } else {
+            "derived".into()
+        },
+    ));
+    for (k, setting) in &s.settings.0 {
+        rows.push((
+            k.to_string(),
+            setting.value.clone(),
+            setting.source.to_string(),
+        ));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+/// A setting as JSON (secrets redacted as in the console).
+pub fn setting_json(key: &str, v: Option<&Value>) -> Json {
+    match v {
+        None => Json::Null,
+        Some(Value::Bool(b)) => Json::Bool(*b),
+        Some(Value::Int(i)) => Json::from(*i),
+        Some(other) => Json::String(display_value(key, other)),
+    }
+}
+
+/// Settings as a JSON object, optionally with their sources.
+pub fn settings_json(rows: &[(String, Option<Value>, String)], with_source: bool) -> Json {
+    let mut map = Map::new();
+    for (k, v, src) in rows {
+        let value = setting_json(k, v.as_ref());
+        let entry = if with_source {
+            json!({ "value": value, "source": src })
+        } else {
+            value
+        };
+        map.insert(k.clone(), entry);
+    }
+    Json::Object(map)
+}
 
 /// Environment variables worth reporting (prefixes).
 const ENV_PREFIXES: [&str; 3] = ["BARKEEP_", "BARMAN_", "PG"];
@@ -68,11 +134,11 @@ fn system_info() -> Json {
     })
 }
 
-/// Runs `diagnose`.
-pub fn run(config: &Config, with_source: bool, out: &mut Output) -> Result<(), Failure> {
+/// The `diagnose` document.
+pub fn diagnose(config: &Config, with_source: bool) -> Json {
     let mut global = Map::new();
     for (k, setting) in &config.global.0 {
-        let value = super::servers::json_value(k, setting.value.as_ref());
+        let value = setting_json(k, setting.value.as_ref());
         let entry = if with_source {
             json!({"value": value, "source": setting.source.to_string()})
         } else {
@@ -85,7 +151,7 @@ pub fn run(config: &Config, with_source: bool, out: &mut Output) -> Result<(), F
         servers.insert(
             s.name.clone(),
             json!({
-                "config": settings_json(&effective(config, s), with_source),
+                "config": settings_json(&effective_settings(config, s), with_source),
                 "disabled_reasons": s.disabled_reasons,
             }),
         );
@@ -94,14 +160,11 @@ pub fn run(config: &Config, with_source: bool, out: &mut Output) -> Result<(), F
     for m in &config.models {
         let mut map = Map::new();
         for (k, setting) in &m.settings.0 {
-            map.insert(
-                k.to_string(),
-                super::servers::json_value(k, setting.value.as_ref()),
-            );
+            map.insert(k.to_string(), setting_json(k, setting.value.as_ref()));
         }
         models.insert(m.name.clone(), Json::Object(map));
     }
-    let doc = json!({
+    json!({
         "global": {
             "config": global,
             "config_files": config.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -110,18 +173,5 @@ pub fn run(config: &Config, with_source: bool, out: &mut Output) -> Result<(), F
         },
         "servers": servers,
         "models": models,
-    });
-    // `diagnose` is JSON whatever `-f` says, as in Barman.
-    match out.format() {
-        crate::cli::Format::Json => {
-            if let Json::Object(m) = doc {
-                out.json().extend(m);
-            }
-        }
-        crate::cli::Format::Console => {
-            let text = serde_json::to_string_pretty(&doc).map_err(Failure::from)?;
-            out.line(&text);
-        }
-    }
-    Ok(())
+    })
 }

@@ -1,0 +1,50 @@
+//! Catalog errors: each names the backup, the file or the server, and the cause.
+
+use std::path::PathBuf;
+
+/// An error of the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A file system operation failed.
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The WAL archive layer failed.
+    #[error(transparent)]
+    Archive(#[from] barkeep_archive::ArchiveError),
+    /// A catalog file is damaged or from a newer version.
+    #[error("{0}")]
+    Corrupt(String),
+    /// No such backup.
+    #[error("Unknown backup '{spec}' for server '{server}'")]
+    UnknownBackup {
+        /// What was asked for (id, name or shortcut).
+        spec: String,
+        /// Server.
+        server: String,
+    },
+    /// A rule refuses the operation (keep annotation, minimum redundancy…).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl CatalogError {
+    /// An I/O error on `path` while doing `action`.
+    pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CatalogError::Io {
+            action: action.into(),
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

@@ -1,0 +1,302 @@
+//! The catalog's operations, written once against [`CatalogStore`]: listing, backup id
+//! shortcuts, neighbours, the WAL check that moves a backup from WAITING_FOR_WALS to
+//! DONE, recovery from a process that died, and Barman's delete.
+
+use barkeep_wal::Lsn;
+use barkeep_wal::SegmentSize;
+
+use crate::error::{CatalogError, Result};
+use crate::info::{BackupInfo, Status};
+use crate::store::CatalogStore;
+use crate::walrange::WalRange;
+
+/// What [`CatalogOps::delete`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeleteReport {
+    /// WAL files removed because no remaining backup needs them.
+    pub wal_removed: usize,
+}
+
+/// The previous and next DONE backups of one backup.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Neighbours {
+    /// The newest DONE backup older than it.
+    pub previous: Option<BackupInfo>,
+    /// The oldest DONE backup newer than it.
+    pub next: Option<BackupInfo>,
+}
+
+/// Catalog operations on any [`CatalogStore`].
+pub trait CatalogOps {
+    /// Every backup not being deleted, oldest first.
+    fn list(&self) -> Result<Vec<BackupInfo>>;
+    /// A backup by id, name, or Barman's shortcuts (`latest`/`last`, `oldest`/`first`,
+    /// `last-failed`, `last-full`/`latest-full`). Reads only what it must: an id reads one
+    /// file; a shortcut reads from the right end until it finds one.
+    fn resolve(&self, spec: &str) -> Result<BackupInfo>;
+    /// The DONE backups either side of `id`, reading outwards from it.
+    fn neighbours(&self, id: &str) -> Result<Neighbours>;
+    /// Unless a backup is running: finishes interrupted deletes, and marks FAILED
+    /// (removing its partial data) the newest backup when a process that is gone left it
+    /// STARTED or EMPTY. Returns the backups marked. Reads one backup's metadata.
+    fn recover_crashed(&self) -> Result<Vec<String>>;
+    /// The same for every backup, for a caller that holds the backup lock itself (a new
+    /// backup starting): afterwards no backup of the catalog is STARTED or EMPTY, which
+    /// is what lets [`CatalogOps::recover_crashed`] look at the newest one only.
+    fn recover_interrupted(&self) -> Result<Vec<String>>;
+    /// The first segment from `begin_wal` to `end_wal` not archived.
+    fn first_missing_wal(&self, b: &BackupInfo) -> Result<Option<String>>;
+    /// Re-evaluates a WAITING_FOR_WALS (or DONE) backup against the archive: DONE when its
+    /// WAL is all there; FAILED when a segment is missing while later WAL is archived;
+    /// else unchanged. Saves and returns the new status.
+    fn check_backup(&self, b: &mut BackupInfo) -> Result<Status>;
+    /// Moves every WAITING_FOR_WALS backup whose WAL is now archived to DONE (or FAILED).
+    fn promote_waiting(&self) -> Result<Vec<(String, Status)>>;
+    /// Deletes a backup as Barman does: refused while it is kept or when fewer DONE
+    /// backups than `minimum_redundancy` would remain; else marked, removed, then the WAL
+    /// that no remaining backup needs is removed, then the mark.
+    fn delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<DeleteReport>;
+}
+
+struct WalCheck {
+    missing: Option<String>,
+    later: bool,
+}
+
+fn wal_check<S: CatalogStore + ?Sized>(s: &S, b: &BackupInfo) -> Result<Option<WalCheck>> {
+    let Some(range) = WalRange::of_backup(b)? else {
+        return Ok(None);
+    };
+    let mut missing = None;
+    for (_, names) in range.segments() {
+        if !s.has_wal(&names[0])? && !s.has_wal(&names[1])? {
+            missing = Some(names[1].clone());
+            break;
+        }
+    }
+    // Later WAL archived: a gap will never fill.
+    let last = range.last.unwrap_or(range.first);
+    let later = s.has_wal(&range.seg.segment_name(last.tli, last.segno + 1))?
+        || s.has_wal(&range.seg.segment_name(last.tli, last.segno + 2))?;
+    Ok(Some(WalCheck { missing, later }))
+}
+
+fn usable_ids<S: CatalogStore + ?Sized>(s: &S) -> Result<Vec<String>> {
+    let marked = s.marked_for_deletion()?;
+    Ok(s.backup_ids()?
+        .into_iter()
+        .filter(|i| !marked.contains(i))
+        .collect())
+}
+
+fn recover<S: CatalogStore + ?Sized>(s: &S, newest_only: bool) -> Result<Vec<String>> {
+    for id in s.marked_for_deletion()? {
+        tracing::warn!(server = %s.server(), "the delete of backup {id} was interrupted: finishing it");
+        s.remove_backup(&id)?;
+    }
+    let mut ids = s.backup_ids()?;
+    if newest_only {
+        // Every new backup first runs the full pass under the backup lock, so only the
+        // newest can have been left behind since.
+        ids = ids.pop().into_iter().collect();
+    }
+    let mut failed = Vec::new();
+    for id in ids {
+        let Some(mut b) = s.read_info(&id)? else {
+            continue;
+        };
+        if !matches!(b.status, Status::Started | Status::Empty) {
+            continue;
+        }
+        tracing::warn!(server = %s.server(), "backup {id} was interrupted (its process is gone): marking it FAILED and removing its partial files");
+        s.remove_backup_data(&id)?;
+        b.status = Status::Failed;
+        b.error = Some(
+            "failure during backup (the backup process was interrupted; partial files removed)"
+                .into(),
+        );
+        s.write_info(&b)?;
+        failed.push(id);
+    }
+    Ok(failed)
+}
+
+impl<S: CatalogStore + ?Sized> CatalogOps for S {
+    fn list(&self) -> Result<Vec<BackupInfo>> {
+        let mut out = Vec::new();
+        for id in usable_ids(self)? {
+            if let Some(b) = self.read_info(&id)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    fn resolve(&self, spec: &str) -> Result<BackupInfo> {
+        let unknown = || CatalogError::UnknownBackup {
+            spec: spec.to_string(),
+            server: self.server().to_string(),
+        };
+        let ids = usable_ids(self)?;
+        let find = |ids: &mut dyn Iterator<Item = &String>,
+                    want: &dyn Fn(&BackupInfo) -> bool|
+         -> Result<Option<BackupInfo>> {
+            for id in ids {
+                if let Some(b) = self.read_info(id)?
+                    && want(&b)
+                {
+                    return Ok(Some(b));
+                }
+            }
+            Ok(None)
+        };
+        let found = match spec {
+            "latest" | "last" => find(&mut ids.iter().rev(), &BackupInfo::is_usable)?,
+            "oldest" | "first" => find(&mut ids.iter(), &BackupInfo::is_usable)?,
+            "last-failed" => find(&mut ids.iter().rev(), &|b| b.status == Status::Failed)?,
+            "last-full" | "latest-full" => find(&mut ids.iter().rev(), &|b| {
+                b.is_usable() && b.parent_backup_id.is_none()
+            })?,
+            id if ids.iter().any(|i| i == id) => self.read_info(id)?,
+            name => find(&mut ids.iter().rev(), &|b| {
+                b.backup_name.as_deref() == Some(name)
+            })?,
+        };
+        found.ok_or_else(unknown)
+    }
+
+    fn neighbours(&self, id: &str) -> Result<Neighbours> {
+        let ids = usable_ids(self)?;
+        let pos = ids.iter().position(|i| i == id).unwrap_or(ids.len());
+        let done = |id: &String| -> Result<Option<BackupInfo>> {
+            Ok(self.read_info(id)?.filter(|b| b.status == Status::Done))
+        };
+        let mut n = Neighbours::default();
+        for i in ids[..pos].iter().rev() {
+            if let Some(b) = done(i)? {
+                n.previous = Some(b);
+                break;
+            }
+        }
+        for i in ids.iter().skip(pos + 1) {
+            if let Some(b) = done(i)? {
+                n.next = Some(b);
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn recover_crashed(&self) -> Result<Vec<String>> {
+        if self.is_locked("backup") {
+            return Ok(Vec::new());
+        }
+        recover(self, true)
+    }
+
+    fn recover_interrupted(&self) -> Result<Vec<String>> {
+        recover(self, false)
+    }
+
+    fn first_missing_wal(&self, b: &BackupInfo) -> Result<Option<String>> {
+        Ok(wal_check(self, b)?.and_then(|c| c.missing))
+    }
+
+    fn check_backup(&self, b: &mut BackupInfo) -> Result<Status> {
+        if !matches!(b.status, Status::WaitingForWals | Status::Done) {
+            return Ok(b.status);
+        }
+        let Some(check) = wal_check(self, b)? else {
+            return Ok(b.status);
+        };
+        let new = match check.missing {
+            None => Status::Done,
+            Some(m) if check.later => {
+                b.error = Some(format!(
+                    "At least one WAL file is missing. The first missing WAL file is {m}"
+                ));
+                Status::Failed
+            }
+            Some(_) => Status::WaitingForWals,
+        };
+        if new != b.status {
+            b.status = new;
+            self.write_info(b)?;
+        }
+        Ok(new)
+    }
+
+    fn promote_waiting(&self) -> Result<Vec<(String, Status)>> {
+        let mut changed = Vec::new();
+        // While a backup process runs (its lock is held) it owns the metadata it writes
+        // and checks its own WAL; promoting then could overwrite a newer copy.
+        if self.is_locked("backup") {
+            return Ok(changed);
+        }
+        for mut b in self.list()? {
+            if b.status != Status::WaitingForWals {
+                continue;
+            }
+            let st = self.check_backup(&mut b)?;
+            if st != Status::WaitingForWals {
+                match st {
+                    Status::Done => {
+                        tracing::info!(server = %self.server(), "backup {} is DONE: its WAL is archived", b.backup_id)
+                    }
+                    _ => {
+                        tracing::error!(server = %self.server(), "backup {} is {}: {}", b.backup_id, st.as_str(), b.error.as_deref().unwrap_or(""))
+                    }
+                }
+                changed.push((b.backup_id.clone(), st));
+            }
+        }
+        Ok(changed)
+    }
+
+    fn delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<DeleteReport> {
+        if let Some(target) = self.keep(&b.backup_id)? {
+            return Err(CatalogError::Refused(format!(
+                "Skipping delete of backup {} for server {} as it has a current keep request (keep:{}). If you really want to delete this backup please remove the keep and try again.",
+                b.backup_id,
+                self.server(),
+                target.as_str()
+            )));
+        }
+        let all = self.list()?;
+        let done = all.iter().filter(|x| x.status == Status::Done).count();
+        if b.status == Status::Done && done <= minimum_redundancy {
+            return Err(CatalogError::Refused(format!(
+                "Skipping delete of backup {} for server {} due to minimum redundancy requirements (minimum redundancy = {minimum_redundancy}, current redundancy = {done})",
+                b.backup_id,
+                self.server()
+            )));
+        }
+        self.mark_for_deletion(&b.backup_id)?;
+        self.remove_backup_data(&b.backup_id)?;
+        // WAL older than the oldest remaining backup is needed by nobody.
+        let oldest = all
+            .iter()
+            .find(|x| x.backup_id != b.backup_id && x.is_usable());
+        let mut wal_removed = 0;
+        if let Some(oldest) = oldest
+            && let Some(range) = WalRange::from_backup(oldest)?
+        {
+            let old: Vec<String> = self
+                .wal_index()?
+                .into_iter()
+                .map(|e| e.name)
+                .filter(|n| range.precedes(n))
+                .collect();
+            if !old.is_empty() {
+                wal_removed = self.remove_wal(&old)?;
+            }
+        }
+        self.remove_backup(&b.backup_id)?;
+        Ok(DeleteReport { wal_removed })
+    }
+}
+
+/// The WAL segment holding the byte before `lsn` (PostgreSQL's `pg_walfile_name`).
+pub fn segment_before(lsn: Lsn, seg: SegmentSize) -> u64 {
+    Lsn(lsn.0.saturating_sub(1)).segno(seg)
+}

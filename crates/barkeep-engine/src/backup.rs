@@ -1,0 +1,660 @@
+//! Backup operations: `backup` (with Barman's retry policy and `--wait`), `list-backups`,
+//! `show-backup`, `check-backup`, `verify-backup`, `delete`, `list-files`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use barkeep_archive::ServerArchive;
+use barkeep_backup::take::{Format, ProgressFn, Request, Reuse};
+use barkeep_catalog::{BackupInfo, CatalogOps, CatalogStore, LocalCatalog, Status, WalRange};
+use serde::Serialize;
+
+use crate::error::{EngineError, Result, failed, usage};
+use crate::events::Event;
+use crate::{Server, tools};
+
+/// Options of `backup`.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOpts {
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--immediate-checkpoint` / `--no-immediate-checkpoint`.
+    pub immediate: Option<bool>,
+    /// `--bwlimit`.
+    pub bwlimit: Option<u32>,
+    /// `--retry-times` (after `--no-retry`).
+    pub retry_times: Option<u32>,
+    /// `--retry-sleep`.
+    pub retry_sleep: Option<u64>,
+    /// `-j`.
+    pub jobs: Option<u32>,
+    /// `--reuse-backup`.
+    pub reuse: Option<String>,
+    /// `--wait`.
+    pub wait: bool,
+    /// `--wait-timeout`.
+    pub wait_timeout: Option<u64>,
+}
+
+/// A backup that was taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupDone {
+    /// Server.
+    pub server: String,
+    /// Backup id.
+    pub backup_id: String,
+    /// `DONE` or `WAITING_FOR_WALS`.
+    pub status: String,
+}
+
+/// One row of `list-backups`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupRow {
+    /// Backup id.
+    pub backup_id: String,
+    /// `--name` given at backup time.
+    pub backup_name: Option<String>,
+    /// `full`, `incremental`, `rsync`, `snapshot`.
+    pub backup_type: &'static str,
+    /// Status (Barman's spelling).
+    pub status: String,
+    /// When the backup ended.
+    pub end_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Disk used (deduplicated size when known).
+    pub size_bytes: u64,
+    /// WAL archived from this backup's begin to the next backup's begin.
+    pub wal_size_bytes: u64,
+    /// Retention status (`-` until retention policies are enforced).
+    pub retention_status: &'static str,
+}
+
+/// Everything `show-backup` reports about one backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupDetails {
+    /// Server.
+    pub server: String,
+    /// The backup's metadata.
+    pub info: BackupInfo,
+    /// `full`, `incremental`…
+    pub backup_type: &'static str,
+    /// The previous DONE backup.
+    pub previous_backup_id: Option<String>,
+    /// The next DONE backup.
+    pub next_backup_id: Option<String>,
+    /// Segments from begin to end WAL.
+    pub wal_num: u64,
+    /// WAL files archived from this backup up to the next one.
+    pub wal_files: u64,
+    /// Their size.
+    pub wal_bytes: u64,
+    /// Backup size.
+    pub size_bytes: u64,
+    /// Disk really used.
+    pub deduplicated_size_bytes: u64,
+}
+
+/// What `check-backup` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckBackupReport {
+    /// Server.
+    pub server: String,
+    /// Backup id.
+    pub backup_id: String,
+    /// Status after the check.
+    pub status: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// What `verify-backup` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Server.
+    pub server: String,
+    /// Backup id.
+    pub backup_id: String,
+    /// Differences from `backup_manifest` (empty = every file matches).
+    pub problems: Vec<String>,
+    /// What `pg_verifybackup` printed, when it was found and run.
+    pub pg_verifybackup: Option<String>,
+}
+
+/// What `delete` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeleteOutcome {
+    /// Server.
+    pub server: String,
+    /// Backup id.
+    pub backup_id: String,
+    /// WAL files removed because no remaining backup needs them.
+    pub wal_removed: usize,
+}
+
+/// What `list-files` lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileList {
+    /// Files, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The storage format, and for plain backups the server-side compression of the stream.
+type FormatChoice = (Format, Option<(String, Option<i32>)>);
+
+/// Barman's human-readable sizes (`23.4 MiB`).
+pub fn human_size(bytes: u64) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
+        if size.abs() < 1024.0 {
+            return format!("{size:.1} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1} EiB")
+}
+
+/// WAL archived from this backup's begin up to the next backup's begin: (files, bytes).
+fn wal_after(
+    cat: &dyn CatalogStore,
+    b: &BackupInfo,
+    next: Option<&BackupInfo>,
+) -> Result<(u64, u64)> {
+    Ok(match WalRange::until_next(b, next)? {
+        Some(r) => cat.wal_stats(&r)?,
+        None => (0, 0),
+    })
+}
+
+impl Server {
+    fn format(&self, jobs: Option<u32>) -> Result<FormatChoice> {
+        let s = self.settings();
+        let Some(codec) = s.choice("backup_compression").filter(|c| *c != "none") else {
+            return Ok((Format::Plain, None));
+        };
+        let server = s.choice("backup_compression_location") == Some("server");
+        let level = s.int("backup_compression_level").map(|l| l as i32);
+        if s.choice("backup_compression_format") == Some("plain") {
+            if !server {
+                return Err(usage(format!(
+                    "server `{}`: backup_compression_format = plain needs backup_compression_location = server (the server compresses, barkeep decompresses)",
+                    s.name
+                )));
+            }
+            return Ok((Format::Plain, Some((codec.to_string(), level))));
+        }
+        let workers = jobs
+            .or_else(|| s.int("backup_compression_workers").map(|w| w as u32))
+            .filter(|w| *w > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(1)
+            });
+        Ok((
+            Format::Tar {
+                codec: codec.to_string(),
+                level,
+                server,
+                workers,
+            },
+            None,
+        ))
+    }
+
+    /// Why `backup` of several servers skips this one (inactive, disabled or passive).
+    pub fn backup_skipped(&self) -> Option<String> {
+        let s = self.settings();
+        (!s.active() || s.disabled() || s.passive()).then(|| {
+            format!(
+                "Skipping backup of server `{}` (inactive, disabled or passive)",
+                s.name
+            )
+        })
+    }
+
+    /// Takes a base backup: retried `basebackup_retry_times` times (never while another
+    /// backup holds the lock), then, with `--wait`, waits until its WAL is archived.
+    pub async fn backup(&self, o: &BackupOpts) -> Result<BackupDone> {
+        let s = self.settings();
+        let name = s.name.clone();
+        self.usable("backup")?;
+        if s.choice("backup_method") != Some("postgres")
+            || !matches!(
+                s.settings.0.get("backup_method").map(|x| &x.source),
+                Some(barkeep_config::Source::File { .. })
+            )
+        {
+            return Err(usage(format!(
+                "server `{name}`: `backup_method` is not set, and Barman's default is rsync, which barkeep does not do; set `backup_method = postgres` (backups over the replication protocol)"
+            )));
+        }
+        let cat = self.catalog()?;
+        let archive = self.archive()?;
+        archive.create_directories()?;
+        let reuse = match o.reuse.as_deref().or(s.choice("reuse_backup")) {
+            Some("off") => Reuse::Off,
+            Some("copy") => Reuse::Copy,
+            Some("link") | None => Reuse::Link,
+            Some(other) => {
+                return Err(usage(format!(
+                    "--reuse-backup `{other}`: expected off, copy or link"
+                )));
+            }
+        };
+        let bw = o
+            .bwlimit
+            .or_else(|| s.int("bandwidth_limit").map(|b| b as u32))
+            .filter(|b| *b > 0);
+        let events = self.events.clone();
+        let progress_server = name.clone();
+        let progress = ProgressFn(std::sync::Arc::new(move |done, total| {
+            events.emit(Event::Progress {
+                server: progress_server.clone(),
+                operation: "backup",
+                done,
+                total,
+            })
+        }));
+        let format = self.format(o.jobs)?;
+        let req = Request {
+            plain_server_compression: format.1,
+            name: o.name.clone(),
+            immediate_checkpoint: o
+                .immediate
+                .unwrap_or_else(|| s.bool("immediate_checkpoint").unwrap_or(false)),
+            max_rate_kbps: bw.map(|b| b.clamp(32, 1_048_576)),
+            format: format.0,
+            reuse,
+            sql: self.conn_params("conninfo", false, None)?,
+            primary: match s.str("primary_conninfo") {
+                Some(_) => Some(self.conn_params("primary_conninfo", false, None)?),
+                None => None,
+            },
+            replication: self.conn_params(
+                "streaming_conninfo",
+                true,
+                Some(
+                    s.str("streaming_backup_name")
+                        .unwrap_or("barman_streaming_backup"),
+                ),
+            )?,
+            progress: Some(progress),
+        };
+        let retries = o
+            .retry_times
+            .unwrap_or_else(|| s.int("basebackup_retry_times").unwrap_or(0) as u32);
+        let sleep = o
+            .retry_sleep
+            .unwrap_or_else(|| s.int("basebackup_retry_sleep").unwrap_or(30) as u64);
+        self.events.step(
+            &name,
+            format!("Starting backup using postgres method for server {name}"),
+        );
+        let mut attempt = 0;
+        let mut info = loop {
+            match barkeep_backup::take::take(&cat, &archive, &req).await {
+                Ok(info) => break info,
+                Err(e) => {
+                    let e = EngineError::from(e);
+                    if attempt < retries && !e.is_locked() {
+                        attempt += 1;
+                        self.events.warning(
+                            &name,
+                            format!(
+                                "backup attempt {attempt} of server `{name}` failed ({}); retrying in {sleep} s",
+                                crate::render(&e)
+                            ),
+                        );
+                        tokio::time::sleep(Duration::from_secs(sleep)).await;
+                        continue;
+                    }
+                    return Err(e.context(format!("backup of server `{name}` failed")));
+                }
+            }
+        };
+        self.events.step(
+            &name,
+            format!(
+                "Backup start at LSN: {} ({}, {:08X})",
+                info.begin_xlog
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                info.begin_wal.as_deref().unwrap_or("?"),
+                info.begin_offset.unwrap_or(0)
+            ),
+        );
+        let elapsed = match (info.begin_time, info.end_time) {
+            (Some(b), Some(e)) => format!("{} seconds", (e - b).num_seconds()),
+            _ => "?".into(),
+        };
+        self.events.step(
+            &name,
+            format!(
+                "Backup completed (start time: {}, elapsed time: {elapsed})",
+                info.begin_time
+                    .map(|t| barkeep_catalog::format_time(&t))
+                    .unwrap_or_else(|| "?".into()),
+            ),
+        );
+        if o.wait && info.status == Status::WaitingForWals {
+            self.events.step(
+                &name,
+                format!(
+                    "Waiting for the WALs to be archived (timeout: {})",
+                    o.wait_timeout
+                        .filter(|t| *t > 0)
+                        .map(|t| format!("{t} seconds"))
+                        .unwrap_or_else(|| "none".into())
+                ),
+            );
+            let deadline = o
+                .wait_timeout
+                .filter(|t| *t > 0)
+                .map(|t| Instant::now() + Duration::from_secs(t));
+            while info.status == Status::WaitingForWals {
+                let (c, a, mut b) = (cat.clone(), archive.clone(), info);
+                info = blocking(move || -> Result<BackupInfo> {
+                    match a.archive_wal() {
+                        Ok(_) | Err(barkeep_archive::ArchiveError::Locked { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    c.check_backup(&mut b)?;
+                    Ok(b)
+                })
+                .await?;
+                if info.status != Status::WaitingForWals {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() > d) {
+                    return Err(failed(format!(
+                        "the WALs of backup {} were not archived in time; it stays WAITING_FOR_WALS",
+                        info.backup_id
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        match info.status {
+            Status::Done => self.events.step(
+                &name,
+                format!("Backup {} of server {name} is DONE", info.backup_id),
+            ),
+            Status::WaitingForWals => self.events.step(
+                &name,
+                format!(
+                    "Backup {} of server {name} is WAITING_FOR_WALS: it becomes DONE when its WAL is archived (receive-wal/archive-wal, or check-backup)",
+                    info.backup_id
+                ),
+            ),
+            st => {
+                return Err(failed(format!(
+                    "backup {} of server {name} is {}: {}",
+                    info.backup_id,
+                    st.as_str(),
+                    info.error.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        Ok(BackupDone {
+            server: name,
+            backup_id: info.backup_id.clone(),
+            status: info.status.as_str().to_string(),
+        })
+    }
+
+    /// The catalog with interrupted backups and deletes dealt with, and the archive.
+    fn open(&self) -> Result<(LocalCatalog, ServerArchive)> {
+        let cat = self.catalog()?;
+        let archive = cat.archive.clone();
+        cat.recover_crashed()?;
+        Ok((cat, archive))
+    }
+
+    /// A backup by id, name or shortcut (`latest`, `oldest`, `last-failed`, `last-full`).
+    pub(crate) fn resolve(&self, id: &str) -> Result<(LocalCatalog, ServerArchive, BackupInfo)> {
+        let (cat, archive) = self.open()?;
+        let b = cat.resolve(id)?;
+        Ok((cat, archive, b))
+    }
+
+    /// `list-backups`: newest first.
+    pub fn list_backups(&self) -> Result<Vec<BackupRow>> {
+        let (cat, _) = self.open()?;
+        let all = cat.list()?;
+        // The WAL index read and sorted once; each backup sums its slice of it.
+        let seg = barkeep_wal::SegmentSize::new(
+            all.last()
+                .map(BackupInfo::segment_size)
+                .unwrap_or(barkeep_catalog::DEFAULT_SEGMENT_SIZE),
+        )
+        .map_err(|e| failed(format!("server `{}`: {e}", cat.server)))?;
+        let probe = WalRange::all(seg);
+        let mut wal: Vec<(barkeep_catalog::SegPos, u64)> = cat
+            .wal_index()?
+            .iter()
+            .filter_map(|e| probe.position(&e.name).map(|p| (p, e.size)))
+            .collect();
+        wal.sort_unstable_by_key(|(p, _)| (p.segno, p.tli));
+        let mut rows = Vec::new();
+        for (i, b) in all.iter().enumerate().rev() {
+            let next = all[i + 1..].iter().find(|n| n.is_usable());
+            let size = b.deduplicated_size.or(b.size).unwrap_or(0);
+            let wal = match WalRange::until_next(b, next)? {
+                Some(r) => {
+                    let from = wal.partition_point(|(p, _)| p.segno < r.first.segno);
+                    wal[from..]
+                        .iter()
+                        .take_while(|(p, _)| r.last.is_none_or(|l| p.segno <= l.segno))
+                        .filter(|(p, _)| r.contains_pos(*p))
+                        .map(|(_, s)| s)
+                        .sum()
+                }
+                None => 0,
+            };
+            rows.push(BackupRow {
+                backup_id: b.backup_id.clone(),
+                backup_name: b.backup_name.clone(),
+                backup_type: b.backup_type(),
+                status: b.status.as_str().to_string(),
+                end_time: b.end_time,
+                size_bytes: size,
+                wal_size_bytes: wal,
+                retention_status: "-",
+            });
+        }
+        Ok(rows)
+    }
+
+    /// `show-backup`: reads this backup's metadata, its nearest DONE neighbours and the
+    /// WAL index — not every backup of the catalog.
+    pub fn show_backup(&self, id: &str) -> Result<BackupDetails> {
+        let (cat, _, b) = self.resolve(id)?;
+        let n = cat.neighbours(&b.backup_id)?;
+        let wal_num = WalRange::of_backup(&b)?.map(|r| r.len()).unwrap_or(0);
+        let size = b.size.unwrap_or(0);
+        let dedup = b.deduplicated_size.unwrap_or(size);
+        let (wal_files, wal_bytes) = wal_after(&cat, &b, n.next.as_ref())?;
+        Ok(BackupDetails {
+            server: cat.server.clone(),
+            backup_type: b.backup_type(),
+            info: b,
+            previous_backup_id: n.previous.map(|p| p.backup_id),
+            next_backup_id: n.next.map(|p| p.backup_id),
+            wal_num,
+            wal_files,
+            wal_bytes,
+            size_bytes: size,
+            deduplicated_size_bytes: dedup,
+        })
+    }
+
+    /// `check-backup`: DONE when its WAL is all archived, FAILED when a segment is missing
+    /// for good (the report says which), else still WAITING_FOR_WALS.
+    pub fn check_backup(&self, id: &str) -> Result<CheckBackupReport> {
+        let (cat, _, mut b) = self.resolve(id)?;
+        let st = cat.check_backup(&mut b)?;
+        Ok(CheckBackupReport {
+            server: cat.server.clone(),
+            backup_id: b.backup_id.clone(),
+            status: st.as_str().to_string(),
+            error: b.error.clone(),
+        })
+    }
+
+    /// `verify-backup`: every file against `backup_manifest`, then PostgreSQL's
+    /// `pg_verifybackup` with the backup's WAL when it is installed.
+    pub fn verify_backup(&self, id: &str) -> Result<VerifyReport> {
+        let (cat, archive, b) = self.resolve(id)?;
+        let tmp =
+            tempfile::tempdir().map_err(|e| EngineError::io("create", std::env::temp_dir(), e))?;
+        let data = if b.compression.is_some() || !cat.data_dir(&b.backup_id).join("global").exists()
+        {
+            let d = tmp.path().join("data");
+            let src = cat.data_dir(&b.backup_id);
+            barkeep_backup::extract::extract_tar_backup(&src, &d, |oid| {
+                Ok(d.with_extension(format!("ts{oid}")))
+            })?;
+            let manifest = src.join("backup_manifest");
+            std::fs::copy(&manifest, d.join("backup_manifest"))
+                .map_err(|e| EngineError::io("copy", &manifest, e))?;
+            d
+        } else {
+            cat.data_dir(&b.backup_id)
+        };
+        let problems: Vec<String> = barkeep_backup::manifest::verify_plain(&data)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut report = VerifyReport {
+            server: cat.server.clone(),
+            backup_id: b.backup_id.clone(),
+            problems,
+            pg_verifybackup: None,
+        };
+        if !report.problems.is_empty() {
+            return Ok(report);
+        }
+        let major = b.major().unwrap_or(0);
+        if let Some(tool) = tools::find(self.settings(), "pg_verifybackup", major) {
+            let wal = tmp.path().join("wal");
+            let mut cmd = std::process::Command::new(&tool);
+            if wal_for(&archive, &b, &wal)? {
+                cmd.arg("-w").arg(&wal);
+            } else {
+                cmd.arg("-n");
+            }
+            let o = cmd
+                .arg(&data)
+                .output()
+                .map_err(|e| failed(format!("cannot run `{}`: {e}", tool.display())))?;
+            if !o.status.success() {
+                return Err(failed(format!(
+                    "pg_verifybackup failed for backup {}: {}",
+                    b.backup_id,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )));
+            }
+            report.pg_verifybackup = Some(String::from_utf8_lossy(&o.stdout).trim().to_string());
+        }
+        Ok(report)
+    }
+
+    /// `delete`: refused for a kept backup or below `minimum_redundancy`; removes the
+    /// backup, then the WAL no remaining backup needs.
+    pub fn delete(&self, id: &str) -> Result<DeleteOutcome> {
+        let (cat, _, b) = self.resolve(id)?;
+        let _lock = cat.lock("backup")?;
+        let min = self.settings().int("minimum_redundancy").unwrap_or(0) as usize;
+        self.events.step(
+            &cat.server,
+            format!("Deleting backup {} for server {}", b.backup_id, cat.server),
+        );
+        let report = cat.delete(&b, min).map_err(|e| {
+            EngineError::from(e).context(format!(
+                "Cannot delete backup ({} {})",
+                cat.server, b.backup_id
+            ))
+        })?;
+        Ok(DeleteOutcome {
+            server: cat.server.clone(),
+            backup_id: b.backup_id.clone(),
+            wal_removed: report.wal_removed,
+        })
+    }
+
+    /// `list-files --target data|wal|standalone|full`.
+    pub fn list_files(&self, id: &str, target: &str) -> Result<FileList> {
+        let (cat, archive, b) = self.resolve(id)?;
+        if !["data", "wal", "standalone", "full"].contains(&target) {
+            return Err(usage(format!(
+                "--target `{target}`: expected data, wal, standalone or full"
+            )));
+        }
+        let mut out = Vec::new();
+        if target != "wal" {
+            let mut stack = vec![cat.backup_root(&b.backup_id)];
+            let mut files = Vec::new();
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d)
+                    .map_err(|e| EngineError::io("list", &d, e))?
+                    .flatten()
+                {
+                    let m = e
+                        .path()
+                        .symlink_metadata()
+                        .map_err(|err| EngineError::io("stat", e.path(), err))?;
+                    if m.is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        files.push(e.path());
+                    }
+                }
+            }
+            files.sort();
+            out.extend(files);
+        }
+        let range = if target == "full" {
+            WalRange::from_backup(&b)?
+        } else {
+            WalRange::of_backup(&b)?
+        };
+        if target != "data"
+            && let Some(range) = range
+        {
+            for e in cat.wal_index()? {
+                let Some(w) = barkeep_archive::names::WalName::parse(&e.name) else {
+                    continue;
+                };
+                if w.segment().is_some() && range.contains(&e.name) {
+                    out.push(archive.archive_path(&w));
+                }
+            }
+        }
+        Ok(FileList { files: out })
+    }
+}
+
+/// Runs blocking file work off the async runtime's threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| failed(format!("a worker thread failed: {e}")))?
+}
+
+/// The WAL a backup needs, decompressed into `dir` (for pg_verifybackup -w).
+fn wal_for(archive: &ServerArchive, b: &BackupInfo, dir: &Path) -> Result<bool> {
+    let Some(range) = WalRange::of_backup(b)? else {
+        return Ok(false);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create", dir, e))?;
+    for (_, names) in range.segments() {
+        let name = names[0].clone();
+        let p = dir.join(&name);
+        let mut f = std::fs::File::create(&p).map_err(|e| EngineError::io("create", &p, e))?;
+        if archive.get_wal(&name, false, false, &mut f).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
