@@ -81,6 +81,30 @@ impl Identity {
         }
     }
 
+    /// The one system-identity check: `path` records the identity of the first server
+    /// seen (system id and major); a server with another system id is refused — WAL or
+    /// backups of two clusters must never mix in one archive. `what` (`WAL`, `backups`)
+    /// and `server` name the refusal.
+    pub fn check_or_record(
+        path: &Path,
+        systemid: u64,
+        major: u32,
+        server: &str,
+        what: &str,
+    ) -> Result<()> {
+        match Identity::load(path)? {
+            Some(known) if known.systemid != systemid.to_string() => {
+                Err(ArchiveError::Other(format!(
+                    "server `{server}` has system identifier {systemid}, but the archive in `{}` belongs to {}: refusing to mix {what} of two clusters",
+                    path.display(),
+                    known.systemid
+                )))
+            }
+            Some(_) => Ok(()),
+            None => Identity::new(systemid.to_string(), major).save(path),
+        }
+    }
+
     /// Writes it as Barman does (`json.dump(indent=4, sort_keys=True)` and a newline),
     /// atomically.
     pub fn save(&self, path: &Path) -> Result<()> {

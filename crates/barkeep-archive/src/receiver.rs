@@ -100,10 +100,6 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
-fn other(msg: String) -> ArchiveError {
-    ArchiveError::Other(msg)
-}
-
 impl Receiver {
     /// A receiver; set `stop` to end it cleanly (signals do so in the CLI).
     pub fn new(cfg: ReceiverConfig, stop: Arc<AtomicBool>) -> Receiver {
@@ -173,22 +169,14 @@ impl Receiver {
         let mut conn = Connection::connect(&self.cfg.conn).await.map_err(retry)?;
         let id = conn.identify_system().await.map_err(retry)?;
         let major = conn.server_major().unwrap_or(0);
-        match Identity::load(&self.cfg.identity_file).map_err(SessionError::Fatal)? {
-            Some(known) if known.systemid != id.system_id.to_string() => {
-                return Err(SessionError::Fatal(other(format!(
-                    "server `{}` at {} has system identifier {}, but the archive in `{}` belongs to {}: refusing to mix WAL of two clusters",
-                    self.cfg.server,
-                    conn.target(),
-                    id.system_id,
-                    self.cfg.identity_file.display(),
-                    known.systemid
-                ))));
-            }
-            Some(_) => {}
-            None => Identity::new(id.system_id.to_string(), major)
-                .save(&self.cfg.identity_file)
-                .map_err(SessionError::Fatal)?,
-        }
+        Identity::check_or_record(
+            &self.cfg.identity_file,
+            id.system_id,
+            major,
+            &format!("{}` at `{}", self.cfg.server, conn.target()),
+            "WAL",
+        )
+        .map_err(SessionError::Fatal)?;
         let seg = conn.wal_segment_size().await.map_err(retry)?;
         if let Some(slot) = self.cfg.slot.clone()
             && self.cfg.create_slot

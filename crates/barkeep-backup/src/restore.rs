@@ -242,43 +242,27 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
             }
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let first_err: std::sync::Mutex<Option<BackupError>> = std::sync::Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((from, to)) = files.get(i) else {
-                        break;
-                    };
-                    // fs::copy gives the copy the source's mode: narrow it (a catalog
-                    // written by Barman under a 022 umask holds 0644 files).
-                    let r = fs::copy(from, to)
-                        .and_then(|_| {
-                            let mode = fs::metadata(to)?.permissions().mode();
-                            let private = barkeep_archive::durable::private_mode(mode);
-                            if private != mode & 0o7777 {
-                                fs::set_permissions(to, fs::Permissions::from_mode(private))?;
-                            }
-                            fs::File::open(to).and_then(|f| f.sync_all())
-                        })
-                        .map_err(|e| {
-                            BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e)
-                        });
-                    if let Err(e) = r
-                        && let Ok(mut slot) = first_err.lock()
-                    {
-                        slot.get_or_insert(e);
-                        break;
-                    }
+    let copy = |(from, to): &(PathBuf, PathBuf)| -> Result<()> {
+        // fs::copy gives the copy the source's mode: narrow it (a catalog written by
+        // Barman under a 022 umask holds 0644 files).
+        fs::copy(from, to)
+            .and_then(|_| {
+                let mode = fs::metadata(to)?.permissions().mode();
+                let private = barkeep_archive::durable::private_mode(mode);
+                if private != mode & 0o7777 {
+                    fs::set_permissions(to, fs::Permissions::from_mode(private))?;
                 }
-            });
-        }
-    });
-    if let Some(e) = first_err.into_inner().ok().flatten() {
-        return Err(e);
-    }
+                fs::File::open(to).and_then(|f| f.sync_all())
+            })
+            .map_err(|e| BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e))
+    };
+    use rayon::prelude::*;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .thread_name(|i| format!("restore-copy-{i}"))
+        .build()
+        .map_err(|e| BackupError::Other(format!("cannot start {jobs} copy threads: {e}")))?
+        .install(|| files.par_iter().try_for_each(copy))?;
     crate::extract::fsync_dirs(dst)
 }
 

@@ -236,18 +236,13 @@ async fn run(
     let seg: SegmentSize = repl.wal_segment_size().await.map_err(pg(server))?;
     info.systemid = Some(ident.system_id.to_string());
     info.xlog_segment_size = Some(seg.bytes());
-    match Identity::load(&archive.identity_file)? {
-        Some(known) if known.systemid != ident.system_id.to_string() => {
-            return Err(BackupError::Other(format!(
-                "server `{server}` has system identifier {}, but `{}` says {}: refusing to mix backups of two clusters",
-                ident.system_id,
-                archive.identity_file.display(),
-                known.systemid
-            )));
-        }
-        Some(_) => {}
-        None => Identity::new(ident.system_id.to_string(), major).save(&archive.identity_file)?,
-    }
+    Identity::check_or_record(
+        &archive.identity_file,
+        ident.system_id,
+        major,
+        server,
+        "backups",
+    )?;
     info.begin_time = Some(begin.fixed_offset());
     info.status = Status::Started;
     cat.write_info(info)?;

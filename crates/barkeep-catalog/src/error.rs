@@ -5,18 +5,7 @@ use std::path::PathBuf;
 /// An error of the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    /// A file system operation failed.
-    #[error("cannot {action} `{}`", path.display())]
-    Io {
-        /// What was being done.
-        action: String,
-        /// The file.
-        path: PathBuf,
-        /// OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The WAL archive layer failed.
+    /// The storage failed (a file system operation, with its path, or the archive).
     #[error(transparent)]
     Archive(#[from] barkeep_archive::ArchiveError),
     /// A catalog file is damaged or from a newer version.
@@ -36,13 +25,10 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
-    /// An I/O error on `path` while doing `action`.
+    /// An I/O error on `path` while doing `action` (the archive's error type, which names
+    /// the path and carries the OS error).
     pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CatalogError::Io {
-            action: action.into(),
-            path: path.into(),
-            source,
-        }
+        CatalogError::Archive(barkeep_archive::ArchiveError::io(action, path, source))
     }
 }
 

@@ -36,5 +36,5 @@ pub use info::{
 pub use local::LocalCatalog;
 pub use memory::MemoryCatalog;
 pub use ops::{CatalogOps, DeleteReport, Neighbours, segment_before};
-pub use store::{CatalogStore, Guard, KeepTarget};
+pub use store::{CatalogStore, Guard, KeepTarget, Listing};
 pub use walrange::{SegPos, WalRange};

@@ -13,7 +13,7 @@ use barkeep_archive::{Identity, ServerArchive, durable};
 
 use crate::error::{CatalogError, Result};
 use crate::info::BackupInfo;
-use crate::store::{CatalogStore, Guard, KeepTarget};
+use crate::store::{CatalogStore, Guard, KeepTarget, Listing};
 
 /// A server's catalog on disk.
 #[derive(Debug, Clone)]
@@ -93,6 +93,32 @@ impl LocalCatalog {
 impl CatalogStore for LocalCatalog {
     fn server(&self) -> &str {
         &self.server
+    }
+
+    fn listing(&self) -> Result<Listing> {
+        // meta/ listed once for both the metadata and the deletion marks.
+        let mut infos = std::collections::BTreeSet::new();
+        let mut marked = std::collections::BTreeSet::new();
+        if let Ok(rd) = std::fs::read_dir(self.meta()) {
+            for e in rd.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if let Some(id) = n.strip_suffix("-backup.info") {
+                    infos.insert(id.to_string());
+                } else if let Some(id) = n.strip_suffix("-delete_this") {
+                    marked.insert(id.to_string());
+                }
+            }
+        }
+        for id in Self::ids_in(&self.base_dir, |n| Some(n.to_string())) {
+            if !infos.contains(&id) && self.backup_root(&id).join("backup.info").is_file() {
+                infos.insert(id);
+            }
+        }
+        Ok(Listing {
+            live: infos.into_iter().filter(|i| !marked.contains(i)).collect(),
+            marked: marked.into_iter().collect(),
+        })
     }
 
     fn backup_ids(&self) -> Result<Vec<String>> {
@@ -201,26 +227,73 @@ impl CatalogStore for LocalCatalog {
     fn wal_stats(&self, range: &crate::WalRange) -> Result<(u64, u64)> {
         // One pass over xlog.db without building its entries: `show-backup` on an archive
         // of 100,000 files stays in milliseconds.
+        use std::io::Read;
         let path = self.archive.xlogdb();
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if not_found(&e) => return Ok((0, 0)),
             Err(e) => return Err(CatalogError::io("read", &path, e)),
         };
+        // Fixed-size blocks (memory stays flat however long xlog.db grows), whole lines
+        // handled in place, the partial last line carried to the next block.
+        let digits = |segno: u64| {
+            let per_log = 0x1_0000_0000u64 / range.seg.bytes();
+            format!("{:08X}{:08X}", segno / per_log, segno % per_log).into_bytes()
+        };
+        let lo = digits(range.first.segno);
+        let hi = range.last.map(|l| digits(l.segno));
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut filled = 0;
         let (mut n, mut bytes) = (0, 0);
-        for line in text.split(|b| *b == b'\n') {
-            let mut cols = line.split(|b| *b == b'\t');
-            let (Some(name), Some(size)) = (cols.next(), cols.next()) else {
-                continue;
+        loop {
+            let got = file
+                .read(&mut buf[filled..])
+                .map_err(|e| CatalogError::io("read", &path, e))?;
+            filled += got;
+            let end = if got == 0 {
+                filled
+            } else {
+                match buf[..filled].iter().rposition(|b| *b == b'\n') {
+                    Some(i) => i + 1,
+                    // One line longer than the buffer: not an xlog.db line; skip it.
+                    None if filled == buf.len() => {
+                        filled = 0;
+                        continue;
+                    }
+                    None => continue,
+                }
             };
-            let (Ok(name), Ok(size)) = (std::str::from_utf8(name), std::str::from_utf8(size))
-            else {
-                continue;
-            };
-            if range.contains(name) {
-                n += 1;
-                bytes += size.trim().parse::<u64>().unwrap_or(0);
+            let mut start = 0;
+            for nl in memchr::memchr_iter(b'\n', &buf[..end]).chain(std::iter::once(end)) {
+                let line = &buf[start..nl.max(start)];
+                start = nl + 1;
+                // Segment names are fixed-width upper-case hex, so for one segment size
+                // the log+segment digits order like the positions: compare bytes first,
+                // parse only the lines that can be in the range.
+                let Some(key) = line.get(8..24) else { continue };
+                if key < lo.as_slice() || hi.as_ref().is_some_and(|h| key > h.as_slice()) {
+                    continue;
+                }
+                let mut cols = line.split(|b| *b == b'\t');
+                let (Some(name), Some(size)) = (cols.next(), cols.next()) else {
+                    continue;
+                };
+                if range
+                    .position_bytes(name)
+                    .is_some_and(|p| range.contains_pos(p))
+                {
+                    n += 1;
+                    bytes += std::str::from_utf8(size)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
             }
+            if got == 0 {
+                break;
+            }
+            buf.copy_within(end..filled, 0);
+            filled -= end;
         }
         Ok((n, bytes))
     }

@@ -36,6 +36,9 @@ pub trait CatalogOps {
     fn resolve(&self, spec: &str) -> Result<BackupInfo>;
     /// The DONE backups either side of `id`, reading outwards from it.
     fn neighbours(&self, id: &str) -> Result<Neighbours>;
+    /// [`CatalogOps::resolve`] and the backup's [`Neighbours`], from one listing: what
+    /// `show-backup` needs, reading three backups' metadata whatever the catalog's size.
+    fn resolve_with_neighbours(&self, spec: &str) -> Result<(BackupInfo, Neighbours)>;
     /// Unless a backup is running: finishes interrupted deletes, and marks FAILED
     /// (removing its partial data) the newest backup when a process that is gone left it
     /// STARTED or EMPTY. Returns the backups marked. Reads one backup's metadata.
@@ -82,19 +85,16 @@ fn wal_check<S: CatalogStore + ?Sized>(s: &S, b: &BackupInfo) -> Result<Option<W
 }
 
 fn usable_ids<S: CatalogStore + ?Sized>(s: &S) -> Result<Vec<String>> {
-    let marked = s.marked_for_deletion()?;
-    Ok(s.backup_ids()?
-        .into_iter()
-        .filter(|i| !marked.contains(i))
-        .collect())
+    Ok(s.listing()?.live)
 }
 
 fn recover<S: CatalogStore + ?Sized>(s: &S, newest_only: bool) -> Result<Vec<String>> {
-    for id in s.marked_for_deletion()? {
+    let listing = s.listing()?;
+    for id in &listing.marked {
         tracing::warn!(server = %s.server(), "the delete of backup {id} was interrupted: finishing it");
-        s.remove_backup(&id)?;
+        s.remove_backup(id)?;
     }
-    let mut ids = s.backup_ids()?;
+    let mut ids = listing.live;
     if newest_only {
         // Every new backup first runs the full pass under the backup lock, so only the
         // newest can have been left behind since.
@@ -121,6 +121,59 @@ fn recover<S: CatalogStore + ?Sized>(s: &S, newest_only: bool) -> Result<Vec<Str
     Ok(failed)
 }
 
+fn resolve_in<S: CatalogStore + ?Sized>(s: &S, ids: &[String], spec: &str) -> Result<BackupInfo> {
+    let unknown = || CatalogError::UnknownBackup {
+        spec: spec.to_string(),
+        server: s.server().to_string(),
+    };
+    let find = |ids: &mut dyn Iterator<Item = &String>,
+                want: &dyn Fn(&BackupInfo) -> bool|
+     -> Result<Option<BackupInfo>> {
+        for id in ids {
+            if let Some(b) = s.read_info(id)?
+                && want(&b)
+            {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    };
+    let found = match spec {
+        "latest" | "last" => find(&mut ids.iter().rev(), &BackupInfo::is_usable)?,
+        "oldest" | "first" => find(&mut ids.iter(), &BackupInfo::is_usable)?,
+        "last-failed" => find(&mut ids.iter().rev(), &|b| b.status == Status::Failed)?,
+        "last-full" | "latest-full" => find(&mut ids.iter().rev(), &|b| {
+            b.is_usable() && b.parent_backup_id.is_none()
+        })?,
+        id if ids.iter().any(|i| i == id) => s.read_info(id)?,
+        name => find(&mut ids.iter().rev(), &|b| {
+            b.backup_name.as_deref() == Some(name)
+        })?,
+    };
+    found.ok_or_else(unknown)
+}
+
+fn neighbours_in<S: CatalogStore + ?Sized>(s: &S, ids: &[String], id: &str) -> Result<Neighbours> {
+    let pos = ids.iter().position(|i| i == id).unwrap_or(ids.len());
+    let done = |id: &String| -> Result<Option<BackupInfo>> {
+        Ok(s.read_info(id)?.filter(|b| b.status == Status::Done))
+    };
+    let mut n = Neighbours::default();
+    for i in ids[..pos].iter().rev() {
+        if let Some(b) = done(i)? {
+            n.previous = Some(b);
+            break;
+        }
+    }
+    for i in ids.iter().skip(pos + 1) {
+        if let Some(b) = done(i)? {
+            n.next = Some(b);
+            break;
+        }
+    }
+    Ok(n)
+}
+
 impl<S: CatalogStore + ?Sized> CatalogOps for S {
     fn list(&self) -> Result<Vec<BackupInfo>> {
         let mut out = Vec::new();
@@ -133,58 +186,18 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
     }
 
     fn resolve(&self, spec: &str) -> Result<BackupInfo> {
-        let unknown = || CatalogError::UnknownBackup {
-            spec: spec.to_string(),
-            server: self.server().to_string(),
-        };
-        let ids = usable_ids(self)?;
-        let find = |ids: &mut dyn Iterator<Item = &String>,
-                    want: &dyn Fn(&BackupInfo) -> bool|
-         -> Result<Option<BackupInfo>> {
-            for id in ids {
-                if let Some(b) = self.read_info(id)?
-                    && want(&b)
-                {
-                    return Ok(Some(b));
-                }
-            }
-            Ok(None)
-        };
-        let found = match spec {
-            "latest" | "last" => find(&mut ids.iter().rev(), &BackupInfo::is_usable)?,
-            "oldest" | "first" => find(&mut ids.iter(), &BackupInfo::is_usable)?,
-            "last-failed" => find(&mut ids.iter().rev(), &|b| b.status == Status::Failed)?,
-            "last-full" | "latest-full" => find(&mut ids.iter().rev(), &|b| {
-                b.is_usable() && b.parent_backup_id.is_none()
-            })?,
-            id if ids.iter().any(|i| i == id) => self.read_info(id)?,
-            name => find(&mut ids.iter().rev(), &|b| {
-                b.backup_name.as_deref() == Some(name)
-            })?,
-        };
-        found.ok_or_else(unknown)
+        resolve_in(self, &usable_ids(self)?, spec)
     }
 
     fn neighbours(&self, id: &str) -> Result<Neighbours> {
+        neighbours_in(self, &usable_ids(self)?, id)
+    }
+
+    fn resolve_with_neighbours(&self, spec: &str) -> Result<(BackupInfo, Neighbours)> {
         let ids = usable_ids(self)?;
-        let pos = ids.iter().position(|i| i == id).unwrap_or(ids.len());
-        let done = |id: &String| -> Result<Option<BackupInfo>> {
-            Ok(self.read_info(id)?.filter(|b| b.status == Status::Done))
-        };
-        let mut n = Neighbours::default();
-        for i in ids[..pos].iter().rev() {
-            if let Some(b) = done(i)? {
-                n.previous = Some(b);
-                break;
-            }
-        }
-        for i in ids.iter().skip(pos + 1) {
-            if let Some(b) = done(i)? {
-                n.next = Some(b);
-                break;
-            }
-        }
-        Ok(n)
+        let b = resolve_in(self, &ids, spec)?;
+        let n = neighbours_in(self, &ids, &b.backup_id)?;
+        Ok((b, n))
     }
 
     fn recover_crashed(&self) -> Result<Vec<String>> {

@@ -44,6 +44,15 @@ impl KeepTarget {
     }
 }
 
+/// The backups of a catalog: those offered, and those marked for deletion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Backups with metadata and no deletion mark, oldest first.
+    pub live: Vec<String>,
+    /// Backups marked for deletion (an interrupted delete).
+    pub marked: Vec<String>,
+}
+
 /// A held lock of the catalog; released on drop.
 pub type Guard = Box<dyn std::any::Any + Send>;
 
@@ -55,6 +64,19 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// The ids of every backup with metadata, sorted (oldest first), those marked for
     /// deletion included.
     fn backup_ids(&self) -> Result<Vec<String>>;
+    /// The backups not marked for deletion, sorted, and those marked — one listing
+    /// where the store can.
+    fn listing(&self) -> Result<Listing> {
+        let marked = self.marked_for_deletion()?;
+        Ok(Listing {
+            live: self
+                .backup_ids()?
+                .into_iter()
+                .filter(|i| !marked.contains(i))
+                .collect(),
+            marked,
+        })
+    }
     /// A backup's metadata, `None` when there is none.
     fn read_info(&self, id: &str) -> Result<Option<BackupInfo>>;
     /// Stores a backup's metadata, replacing what was there as a whole.

@@ -123,6 +123,40 @@ impl WalRange {
         })
     }
 
+    /// [`WalRange::position`] on raw bytes (a line of `xlog.db`), without allocating or
+    /// validating more than the 24 hex digits: the hot loop of `show-backup`.
+    pub fn position_bytes(&self, name: &[u8]) -> Option<SegPos> {
+        fn hex(b: &[u8]) -> Option<u64> {
+            let mut v: u64 = 0;
+            for &c in b {
+                let d = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'A'..=b'F' => c - b'A' + 10,
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => return None,
+                };
+                v = (v << 4) | d as u64;
+            }
+            Some(v)
+        }
+        let head = name.get(..24)?;
+        let rest = &name[24..];
+        if !(rest.is_empty() || rest == b".partial" || rest.ends_with(b".backup")) {
+            return None;
+        }
+        let tli = hex(&head[..8])? as u32;
+        let log = hex(&head[8..16])?;
+        let seg = hex(&head[16..24])?;
+        let per_log = 0x1_0000_0000u64 / self.seg.bytes();
+        if seg >= per_log {
+            return None;
+        }
+        Some(SegPos {
+            tli,
+            segno: log * per_log + seg,
+        })
+    }
+
     /// Whether `name` is in the range.
     pub fn contains(&self, name: &str) -> bool {
         self.position(name).is_some_and(|p| self.contains_pos(p))
@@ -203,6 +237,18 @@ mod tests {
         assert!(r.precedes("000000010000000000000003.00000028.backup"));
         assert!(!r.precedes("000000020000000000000003"), "later timeline");
         assert!(!r.precedes("00000002.history"));
+        for name in [
+            "000000020000000000000005",
+            "000000010000000000000004.partial",
+            "00000001000000000000000G",
+            "00000002.history",
+        ] {
+            assert_eq!(
+                r.position_bytes(name.as_bytes()),
+                r.position(name),
+                "{name}"
+            );
+        }
         let names: Vec<_> = r.segments().map(|(_, n)| n[0].clone()).collect();
         assert_eq!(names[0], "000000020000000000000004");
     }

@@ -260,7 +260,7 @@ impl Server {
             name: o.name.clone(),
             immediate_checkpoint: o
                 .immediate
-                .unwrap_or_else(|| s.bool("immediate_checkpoint").unwrap_or(false)),
+                .unwrap_or_else(|| s.bool("immediate_checkpoint").unwrap_or_default()),
             max_rate_kbps: bw.map(|b| b.clamp(32, 1_048_576)),
             format: format.0,
             reuse,
@@ -281,10 +281,10 @@ impl Server {
         };
         let retries = o
             .retry_times
-            .unwrap_or_else(|| s.int("basebackup_retry_times").unwrap_or(0) as u32);
+            .unwrap_or_else(|| s.int("basebackup_retry_times").unwrap_or_default() as u32);
         let sleep = o
             .retry_sleep
-            .unwrap_or_else(|| s.int("basebackup_retry_sleep").unwrap_or(30) as u64);
+            .unwrap_or_else(|| s.int("basebackup_retry_sleep").unwrap_or_default() as u64);
         self.events.step(
             &name,
             format!("Starting backup using postgres method for server {name}"),
@@ -467,8 +467,8 @@ impl Server {
     /// `show-backup`: reads this backup's metadata, its nearest DONE neighbours and the
     /// WAL index — not every backup of the catalog.
     pub fn show_backup(&self, id: &str) -> Result<BackupDetails> {
-        let (cat, _, b) = self.resolve(id)?;
-        let n = cat.neighbours(&b.backup_id)?;
+        let (cat, _) = self.open()?;
+        let (b, n) = cat.resolve_with_neighbours(id)?;
         let wal_num = WalRange::of_backup(&b)?.map(|r| r.len()).unwrap_or(0);
         let size = b.size.unwrap_or(0);
         let dedup = b.deduplicated_size.unwrap_or(size);
@@ -563,7 +563,10 @@ impl Server {
     pub fn delete(&self, id: &str) -> Result<DeleteOutcome> {
         let (cat, _, b) = self.resolve(id)?;
         let _lock = cat.lock("backup")?;
-        let min = self.settings().int("minimum_redundancy").unwrap_or(0) as usize;
+        let min = self
+            .settings()
+            .int("minimum_redundancy")
+            .unwrap_or_default() as usize;
         self.events.step(
             &cat.server,
             format!("Deleting backup {} for server {}", b.backup_id, cat.server),

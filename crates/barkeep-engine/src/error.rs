@@ -114,9 +114,6 @@ impl EngineError {
             | EngineError::Backup(BackupError::Store(barkeep_catalog::CatalogError::Archive(e))) => {
                 archive_transient(e)
             }
-            EngineError::Catalog(barkeep_catalog::CatalogError::Io { source, .. }) => {
-                io_transient(source)
-            }
             EngineError::Backup(BackupError::Io { source, .. })
             | EngineError::Io { source, .. } => io_transient(source),
             _ => false,

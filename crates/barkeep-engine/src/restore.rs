@@ -292,9 +292,12 @@ impl Server {
             tablespace_map,
             get_wal: get_wal_cmd,
             staging_wal_dir: o.staging_wal_dir.clone(),
-            jobs: o
-                .jobs
-                .unwrap_or_else(|| self.settings().int("parallel_jobs").unwrap_or(1) as usize),
+            jobs: o.jobs.unwrap_or_else(|| {
+                self.settings()
+                    .int("parallel_jobs")
+                    .unwrap_or_default()
+                    .max(1) as usize
+            }),
             recovery_conf_filename: o.recovery_conf_filename.clone(),
             final_dest: remote.as_ref().map(|_| dest.clone()),
         };

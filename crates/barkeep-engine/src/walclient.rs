@@ -393,17 +393,30 @@ pub fn wal_restore(a: &WalRestoreArgs, engine: Option<&Engine>) -> Result<WalCli
                 .map_err(|e| EngineError::io("create", &a.spool_dir, e))?;
         }
     }
-    let main = std::thread::scope(|s| {
-        for w in &prefetch {
-            let dest: PathBuf = a.spool_dir.join(w);
-            s.spawn(move || {
-                if let Err((_, e)) = fetch(a, engine, w, &dest) {
+    // The file asked for and the prefetches, in parallel on one small pool.
+    let main = {
+        use rayon::prelude::*;
+        let prefetch_all = || {
+            prefetch.par_iter().for_each(|w| {
+                if let Err((_, e)) = fetch(a, engine, w, &a.spool_dir.join(w)) {
                     tracing::debug!("prefetch of {w} failed: {e}");
                 }
-            });
+            })
+        };
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(prefetch.len() + 1)
+            .build()
+        {
+            Ok(pool) => {
+                pool.install(|| {
+                    rayon::join(|| fetch(a, engine, &a.wal_name, &a.wal_dest), prefetch_all)
+                })
+                .0
+            }
+            // No threads to spare: the file asked for, alone.
+            Err(_) => fetch(a, engine, &a.wal_name, &a.wal_dest),
         }
-        fetch(a, engine, &a.wal_name, &a.wal_dest)
-    });
+    };
     match main {
         Ok(()) => Ok(WalClientDone::Done),
         Err((code, e)) => {
