@@ -68,6 +68,9 @@ pub struct RestoreRequest {
     /// directory and shipped elsewhere (`--remote-ssh-command`): paths written into the
     /// recovery settings use it.
     pub final_dest: Option<PathBuf>,
+    /// Called with (bytes copied, bytes to copy) as the data files of a plain backup are
+    /// copied.
+    pub progress: Option<crate::take::ProgressFn>,
 }
 
 /// What a restore did, for the summary.
@@ -218,7 +221,13 @@ fn finish_dirs(control: &Control, to: &Path, dirs: &[&Path]) -> Result<()> {
 }
 
 /// Copies a tree (regular files, directories, symlinks as they are) with `jobs` threads.
-fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<()> {
+fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    jobs: usize,
+    skip_top: &[&str],
+    progress: Option<&crate::take::ProgressFn>,
+) -> Result<()> {
     let mut files: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut stack = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
     while let Some((s, d, top)) = stack.pop() {
@@ -242,6 +251,12 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
             }
         }
     }
+    let total: u64 = files
+        .iter()
+        .filter_map(|(f, _)| f.symlink_metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let done = std::sync::atomic::AtomicU64::new(0);
     let copy = |(from, to): &(PathBuf, PathBuf)| -> Result<()> {
         // fs::copy gives the copy the source's mode: narrow it (a catalog written by
         // Barman under a 022 umask holds 0644 files).
@@ -254,7 +269,13 @@ fn copy_tree(src: &Path, dst: &Path, jobs: usize, skip_top: &[&str]) -> Result<(
                 }
                 fs::File::open(to).and_then(|f| f.sync_all())
             })
-            .map_err(|e| BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e))
+            .map_err(|e| BackupError::io(format!("copy `{}` to", from.display()), to.clone(), e))?;
+        if let Some(p) = progress {
+            let len = from.symlink_metadata().map(|m| m.len()).unwrap_or(0);
+            let now = done.fetch_add(len, std::sync::atomic::Ordering::Relaxed) + len;
+            (p.0)(now, total);
+        }
+        Ok(())
     };
     use rayon::prelude::*;
     rayon::ThreadPoolBuilder::new()
@@ -299,10 +320,16 @@ pub fn restore(
     let control: Control;
     if b.compression.is_none() && data.join("global").is_dir() {
         control = Control::Copy(data.join("global").join("pg_control"));
-        copy_tree(&data, dest, jobs, &["pg_tblspc"])?;
+        copy_tree(&data, dest, jobs, &["pg_tblspc"], req.progress.as_ref())?;
         fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
         for (oid, to) in &ts_dest {
-            copy_tree(&root.join(oid.to_string()), to, jobs, &[])?;
+            copy_tree(
+                &root.join(oid.to_string()),
+                to,
+                jobs,
+                &[],
+                req.progress.as_ref(),
+            )?;
         }
     } else {
         crate::extract::extract_tar_backup(&data, dest, |oid| {

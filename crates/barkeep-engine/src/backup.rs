@@ -165,6 +165,20 @@ fn wal_after(
 }
 
 impl Server {
+    /// A progress callback for the lower crates that reports `Event::Progress`.
+    pub(crate) fn progress(&self, operation: &'static str) -> ProgressFn {
+        let events = self.events.clone();
+        let server = self.name().to_string();
+        ProgressFn(std::sync::Arc::new(move |done, total| {
+            events.emit(Event::Progress {
+                server: server.clone(),
+                operation,
+                done,
+                total,
+            })
+        }))
+    }
+
     fn format(&self, jobs: Option<u32>) -> Result<FormatChoice> {
         let s = self.settings();
         let Some(codec) = s.choice("backup_compression").filter(|c| *c != "none") else {
@@ -244,16 +258,7 @@ impl Server {
             .bwlimit
             .or_else(|| s.int("bandwidth_limit").map(|b| b as u32))
             .filter(|b| *b > 0);
-        let events = self.events.clone();
-        let progress_server = name.clone();
-        let progress = ProgressFn(std::sync::Arc::new(move |done, total| {
-            events.emit(Event::Progress {
-                server: progress_server.clone(),
-                operation: "backup",
-                done,
-                total,
-            })
-        }));
+        let progress = self.progress("backup");
         let format = self.format(o.jobs)?;
         let req = Request {
             plain_server_compression: format.1,

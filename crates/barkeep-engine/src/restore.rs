@@ -300,6 +300,7 @@ impl Server {
             }),
             recovery_conf_filename: o.recovery_conf_filename.clone(),
             final_dest: remote.as_ref().map(|_| dest.clone()),
+            progress: Some(self.progress("restore")),
         };
         let report = do_restore(&cat, &archive, &b, &local_dest, &req)?;
         if let Some(r) = &remote {

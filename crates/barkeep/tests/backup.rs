@@ -461,3 +461,87 @@ fn a_killed_backup_is_marked_failed_and_cleaned() {
         "partial files left"
     );
 }
+
+#[test]
+fn a_custom_basebackups_directory_holds_and_lists_the_backups() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    c.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS i")
+        .expect("table");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let base = elsewhere.path().join("pg-base");
+    let home = Home::new(
+        &c,
+        &format!(
+            "immediate_checkpoint = true\narchiver = on\nbasebackups_directory = {}\nslot_name = bk\ncreate_slot = auto\n",
+            base.display()
+        ),
+    );
+    let mut receiver = home.streaming_receiver();
+    let out = home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
+    assert!(out.contains("is DONE"), "{out}");
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let id = backup_ids(&home)[0].clone();
+    // The data is where the configuration says; the metadata stays in meta/.
+    assert!(base.join(&id).join("data").join("PG_VERSION").is_file());
+    assert!(!home.server_dir().join("base").join(&id).exists());
+    let list = home.run(&["list-backups", "pg"]);
+    assert!(list.contains(&format!("pg {id} - F - ")), "{list}");
+    let shown = home.run(&["show-backup", "pg", &id]);
+    assert!(shown.contains("Status                 : DONE"), "{shown}");
+    let files = home.run(&["list-files", "--target", "data", "pg", &id]);
+    assert!(
+        files
+            .lines()
+            .all(|l| l.starts_with(&base.join(&id).display().to_string())),
+        "{files}"
+    );
+    let verified = home.run(&["verify-backup", "pg", &id]);
+    assert!(
+        verified.contains("every file matches backup_manifest"),
+        "{verified}"
+    );
+    home.run(&["delete", "pg", &id]);
+    assert!(!base.join(&id).exists());
+    assert!(home.run(&["list-backups", "pg"]).trim().is_empty());
+}
+
+#[test]
+fn refused_settings_stop_the_server_naming_file_line_and_key() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    for (extra, key, supported) in [
+        (
+            "encryption = gpg\n",
+            "`encryption = gpg`",
+            "barkeep does not encrypt yet",
+        ),
+        (
+            "backup_method = rsync\n",
+            "`backup_method = rsync`",
+            "(`backup_method = postgres`)",
+        ),
+    ] {
+        let home = Home::new(&c, extra);
+        let o = home.cmd(&["backup", "pg"]).output().expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let text = std::fs::read_to_string(&home.config).expect("config");
+        let line = text
+            .lines()
+            .collect::<Vec<_>>()
+            .iter()
+            .rposition(|l| *l == extra.trim_end())
+            .expect("line")
+            + 1;
+        let at = format!("{}:{line}: {key}", home.config.display());
+        assert!(err.contains(&at), "{extra}: {err}");
+        assert!(err.contains(supported), "{extra}: {err}");
+        let o = home.cmd(&["receive-wal", "pg"]).output().expect("run");
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains(&at));
+    }
+}
