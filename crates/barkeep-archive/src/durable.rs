@@ -214,6 +214,20 @@ pub fn remove_durable(path: &Path) -> Result<()> {
     fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Runs blocking file work (writes, fsyncs, renames) from async code. On a multi-thread
+/// tokio runtime the worker first hands its other tasks to the other workers
+/// (`block_in_place`), so one server's fsync never stalls the other servers a daemon
+/// serves; elsewhere (a current-thread runtime such as the CLI's, or no runtime) it runs
+/// in place, where nothing else is waiting.
+pub fn blocking_io<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

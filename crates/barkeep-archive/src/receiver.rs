@@ -189,8 +189,11 @@ impl Receiver {
                 Err(e) => return Err(retry(e)),
             }
         }
-        durable::create_dir_all_durable(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
-        remove_stale_prefills(&self.cfg.streaming_dir).map_err(SessionError::Fatal)?;
+        durable::blocking_io(|| {
+            durable::create_dir_all_durable(&self.cfg.streaming_dir)?;
+            remove_stale_prefills(&self.cfg.streaming_dir)
+        })
+        .map_err(SessionError::Fatal)?;
         let (mut tli, mut start) = self
             .start_position(&mut conn, id.timeline, id.xlogpos, seg)
             .await?;
@@ -237,40 +240,43 @@ impl Receiver {
                 best = Some(cand);
             }
         };
-        // The streaming directory: complete files must have the full size.
-        if let Ok(rd) = std::fs::read_dir(&self.cfg.streaming_dir) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-                if WalName::parse(&name).is_some_and(|w| matches!(w, WalName::Segment(_)))
-                    && len != seg.bytes()
-                {
-                    tracing::warn!(server = %self.cfg.server, "ignoring `{name}` in the streaming directory: {len} bytes, not a whole segment");
-                    continue;
+        durable::blocking_io(|| {
+            // The streaming directory: complete files must have the full size.
+            if let Ok(rd) = std::fs::read_dir(&self.cfg.streaming_dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    if WalName::parse(&name).is_some_and(|w| matches!(w, WalName::Segment(_)))
+                        && len != seg.bytes()
+                    {
+                        tracing::warn!(server = %self.cfg.server, "ignoring `{name}` in the streaming directory: {len} bytes, not a whole segment");
+                        continue;
+                    }
+                    consider(&name, None);
                 }
-                consider(&name, None);
             }
-        }
-        // The archive: the newest hash directory is enough.
-        if let Ok(rd) = std::fs::read_dir(&self.cfg.wals_dir) {
-            let mut dirs: Vec<String> = rd
-                .flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.len() == 16)
-                .collect();
-            dirs.sort_by_key(|d| (d[8..].to_string(), d[..8].to_string()));
-            for d in dirs.iter().rev().take(2) {
-                if let Ok(files) = std::fs::read_dir(self.cfg.wals_dir.join(d)) {
-                    for f in files.flatten() {
-                        let n = f.file_name().to_string_lossy().into_owned();
-                        if WalName::parse(&n).is_some_and(|w| matches!(w, WalName::Segment(_))) {
-                            consider(&n, Some(true));
+            // The archive: the newest hash directory is enough.
+            if let Ok(rd) = std::fs::read_dir(&self.cfg.wals_dir) {
+                let mut dirs: Vec<String> = rd
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.len() == 16)
+                    .collect();
+                dirs.sort_by_key(|d| (d[8..].to_string(), d[..8].to_string()));
+                for d in dirs.iter().rev().take(2) {
+                    if let Ok(files) = std::fs::read_dir(self.cfg.wals_dir.join(d)) {
+                        for f in files.flatten() {
+                            let n = f.file_name().to_string_lossy().into_owned();
+                            if WalName::parse(&n).is_some_and(|w| matches!(w, WalName::Segment(_)))
+                            {
+                                consider(&n, Some(true));
+                            }
                         }
                     }
                 }
             }
-        }
+        });
         if let Some((segno, tli, complete)) = best {
             let next = if complete { segno + 1 } else { segno };
             return Ok((tli, seg.segment_start(next)));
@@ -297,8 +303,10 @@ impl Receiver {
             return Ok(());
         }
         let h = conn.timeline_history(tli).await.map_err(retry)?;
-        durable::write_file_atomic(&self.cfg.streaming_dir.join(&name), &h.content)
-            .map_err(SessionError::Fatal)?;
+        durable::blocking_io(|| {
+            durable::write_file_atomic(&self.cfg.streaming_dir.join(&name), &h.content)
+        })
+        .map_err(SessionError::Fatal)?;
         tracing::info!(server = %self.cfg.server, "stored {name}");
         self.completed(&name);
         Ok(())
@@ -387,14 +395,14 @@ impl Receiver {
                                 )));
                             }
                             current = Some(
-                                self.open_segment(tli, pos, seg)
+                                durable::blocking_io(|| self.open_segment(tli, pos, seg))
                                     .map_err(SessionError::Fatal)?,
                             );
                         }
                         let Some(cur) = current.as_mut() else { break };
                         let room = (seg.bytes() - cur.written) as usize;
                         let n = room.min(rest.len());
-                        cur.file.write_all(&rest[..n]).map_err(|e| {
+                        durable::blocking_io(|| cur.file.write_all(&rest[..n])).map_err(|e| {
                             SessionError::Fatal(ArchiveError::io("write", &cur.partial, e))
                         })?;
                         cur.written += n as u64;
@@ -404,7 +412,8 @@ impl Receiver {
                             let done = current
                                 .take()
                                 .ok_or_else(|| SessionError::Retry("no segment".into()))?;
-                            self.complete(done).map_err(SessionError::Fatal)?;
+                            durable::blocking_io(|| self.complete(done))
+                                .map_err(SessionError::Fatal)?;
                             flushed = pos;
                             reply_now = report_flush;
                         }
@@ -412,7 +421,7 @@ impl Receiver {
                     received = pos;
                     if self.cfg.synchronous {
                         if let Some(cur) = current.as_mut() {
-                            sync(cur).map_err(SessionError::Fatal)?;
+                            durable::blocking_io(|| sync(cur)).map_err(SessionError::Fatal)?;
                         }
                         flushed = received;
                         reply_now = true;
@@ -423,7 +432,7 @@ impl Receiver {
                     ..
                 }) => {
                     if report_flush && let Some(cur) = current.as_mut() {
-                        sync(cur).map_err(SessionError::Fatal)?;
+                        durable::blocking_io(|| sync(cur)).map_err(SessionError::Fatal)?;
                         flushed = received;
                     }
                     reply_now = true;
@@ -432,7 +441,7 @@ impl Receiver {
                 Some(WalEvent::End(end)) => {
                     if let Some(mut cur) = current.take() {
                         // Left as .partial, as pg_receivewal does.
-                        sync(&mut cur).map_err(SessionError::Fatal)?;
+                        durable::blocking_io(|| sync(&mut cur)).map_err(SessionError::Fatal)?;
                     }
                     return match end {
                         StreamEnd::TimelineEnd {

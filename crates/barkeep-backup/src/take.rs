@@ -129,13 +129,13 @@ pub fn new_backup_id(cat: &Catalog) -> String {
 pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Result<BackupInfo> {
     let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")?;
     // We hold the backup lock: no other backup runs, every STARTED one is dead.
-    cat.recover_interrupted()?;
+    barkeep_archive::durable::blocking_io(|| cat.recover_interrupted())?;
     let id = new_backup_id(cat);
     let mut info = BackupInfo::new(&id, &cat.server);
     if let Some(n) = &req.name {
         info.backup_name = Some(n.clone());
     }
-    cat.write_info(&info)?;
+    barkeep_archive::durable::blocking_io(|| cat.write_info(&info))?;
     match run(cat, archive, req, &mut info).await {
         Ok(()) => Ok(info),
         Err(e) => {
@@ -148,7 +148,7 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
             info.status = Status::Failed;
             let first = msg.lines().next().unwrap_or_default().to_string();
             info.error = Some(format!("failure during backup ({first})"));
-            cat.write_info(&info)?;
+            barkeep_archive::durable::blocking_io(|| cat.write_info(&info))?;
             Err(e)
         }
     }
@@ -236,16 +236,18 @@ async fn run(
     let seg: SegmentSize = repl.wal_segment_size().await.map_err(pg(server))?;
     info.systemid = Some(ident.system_id.to_string());
     info.xlog_segment_size = Some(seg.bytes());
-    Identity::check_or_record(
-        &archive.identity_file,
-        ident.system_id,
-        major,
-        server,
-        "backups",
-    )?;
+    barkeep_archive::durable::blocking_io(|| {
+        Identity::check_or_record(
+            &archive.identity_file,
+            ident.system_id,
+            major,
+            server,
+            "backups",
+        )
+    })?;
     info.begin_time = Some(begin.fixed_offset());
     info.status = Status::Started;
-    cat.write_info(info)?;
+    barkeep_archive::durable::blocking_io(|| cat.write_info(info))?;
 
     // The previous plain backup, for deduplication.
     let previous = if req.reuse == Reuse::Link && req.format == Format::Plain {
@@ -256,7 +258,9 @@ async fn run(
 
     let root = cat.backup_root(&id);
     let data = cat.data_dir(&id);
-    barkeep_archive::durable::create_dir_all_durable(&data)?;
+    barkeep_archive::durable::blocking_io(|| {
+        barkeep_archive::durable::create_dir_all_durable(&data)
+    })?;
     let mut opts = BaseBackupOptions {
         label: format!("barkeep backup {server} {id}"),
         progress: true,
@@ -417,14 +421,14 @@ async fn run(
             BackupEvent::ManifestStart => {
                 finish(&mut current, &mut sinks)?;
                 manifest_file = Some(
-                    std::fs::File::create(&manifest_tmp)
+                    barkeep_archive::durable::blocking_io(|| std::fs::File::create(&manifest_tmp))
                         .map_err(|e| BackupError::io("create", &manifest_tmp, e))?,
                 );
             }
             BackupEvent::ManifestData(d) => {
                 use std::io::Write;
                 if let Some(f) = manifest_file.as_mut() {
-                    f.write_all(&d)
+                    barkeep_archive::durable::blocking_io(|| f.write_all(&d))
                         .map_err(|e| BackupError::io("write", &manifest_tmp, e))?;
                 }
             }
@@ -440,9 +444,12 @@ async fn run(
     let manifest_path = data.join("backup_manifest");
     match manifest_file.take() {
         Some(f) => {
-            f.sync_all()
-                .map_err(|e| BackupError::io("fsync", &manifest_tmp, e))?;
-            barkeep_archive::durable::rename_durable(&manifest_tmp, &manifest_path)?;
+            barkeep_archive::durable::blocking_io(|| {
+                f.sync_all()
+                    .map_err(|e| BackupError::io("fsync", &manifest_tmp, e))?;
+                barkeep_archive::durable::rename_durable(&manifest_tmp, &manifest_path)
+                    .map_err(BackupError::from)
+            })?;
         }
         None => {
             return Err(BackupError::Other(
@@ -494,7 +501,7 @@ async fn run(
         for t in &tablespaces {
             crate::extract::tablespace_link(&data, t.oid, &root.join(t.oid.to_string()))?;
         }
-        fsync_dirs(&root)?;
+        barkeep_archive::durable::blocking_io(|| fsync_dirs(&root))?;
     } else {
         for s in &sinks {
             if let Sink::Stored(bytes) = s {
@@ -509,7 +516,7 @@ async fn run(
         {
             info.compression = Some(codec.clone());
         }
-        fsync_dirs(&root)?;
+        barkeep_archive::durable::blocking_io(|| fsync_dirs(&root))?;
     }
     if let Some(l) = label {
         info.backup_label = Some(l);
@@ -533,7 +540,9 @@ async fn run(
                 if let Some(p) = dest.parent() {
                     barkeep_archive::durable::create_dir_all_durable(p)?;
                 }
-                barkeep_archive::durable::write_file_atomic(&dest, &bytes)?;
+                barkeep_archive::durable::blocking_io(|| {
+                    barkeep_archive::durable::write_file_atomic(&dest, &bytes)
+                })?;
                 size += bytes.len() as u64;
             }
             Err(e) => tracing::warn!(
@@ -596,8 +605,10 @@ async fn run(
     let _ = sql.close().await;
     let _ = repl.close().await;
     info.status = Status::WaitingForWals;
-    cat.write_info(info)?;
-    cat.check_backup(info)?;
+    barkeep_archive::durable::blocking_io(|| {
+        cat.write_info(info)?;
+        cat.check_backup(info)
+    })?;
     Ok(())
 }
 
