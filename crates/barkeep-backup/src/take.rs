@@ -113,14 +113,14 @@ fn under(path: &str, dir: &str) -> bool {
     path == dir || path.starts_with(&format!("{dir}/"))
 }
 
-/// A new backup id from the local time; waits a second if it is taken.
-pub fn new_backup_id(cat: &Catalog) -> String {
+/// A new backup id from the local time; waits for the next second if it is taken.
+pub async fn new_backup_id(cat: &Catalog) -> String {
     loop {
         let id = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
         if !cat.info_path(&id).exists() && !cat.backup_root(&id).exists() {
             return id;
         }
-        std::thread::sleep(Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
@@ -130,7 +130,7 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
     let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")?;
     // We hold the backup lock: no other backup runs, every STARTED one is dead.
     barkeep_archive::durable::blocking_io(|| cat.recover_interrupted())?;
-    let id = new_backup_id(cat);
+    let id = new_backup_id(cat).await;
     let mut info = BackupInfo::new(&id, &cat.server);
     if let Some(n) = &req.name {
         info.backup_name = Some(n.clone());
