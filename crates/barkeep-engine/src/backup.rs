@@ -214,12 +214,14 @@ impl Server {
         ))
     }
 
-    /// Why `backup` of several servers skips this one (inactive, disabled or passive).
+    /// Why `backup` skips this server, when it is inactive or passive (a warning: the
+    /// operator chose it). A disabled server is not skipped: [`Server::backup`] refuses
+    /// it with the reasons (a refused setting, a path conflict).
     pub fn backup_skipped(&self) -> Option<String> {
         let s = self.settings();
-        (!s.active() || s.disabled() || s.passive()).then(|| {
+        (!s.disabled() && (!s.active() || s.passive())).then(|| {
             format!(
-                "Skipping backup of server `{}` (inactive, disabled or passive)",
+                "Skipping backup of server `{}` (inactive or passive)",
                 s.name
             )
         })

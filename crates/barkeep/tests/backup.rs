@@ -528,7 +528,16 @@ fn refused_settings_stop_the_server_naming_file_line_and_key() {
     ] {
         let home = Home::new(&c, extra);
         let o = home.cmd(&["backup", "pg"]).output().expect("run");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{extra}: backup of a refused server"
+        );
         let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("error: server `pg` is disabled ("),
+            "{extra}: {err}"
+        );
         let text = std::fs::read_to_string(&home.config).expect("config");
         let line = text
             .lines()
