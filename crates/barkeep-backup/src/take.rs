@@ -127,7 +127,8 @@ pub async fn new_backup_id(cat: &Catalog) -> String {
 /// Takes a backup. Returns its final info (WAITING_FOR_WALS or DONE). On failure the
 /// backup is saved FAILED with the cause, and its partial files removed.
 pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Result<BackupInfo> {
-    let _lock = barkeep_archive::lock::LockFile::try_acquire(&cat.lock_dir, &cat.server, "backup")?;
+    let _lock =
+        barkeep_archive::lock::LockFile::try_acquire(&cat.archive.lock_dir, &cat.server, "backup")?;
     // We hold the backup lock: no other backup runs, every STARTED one is dead.
     barkeep_archive::durable::blocking_io(|| cat.recover_interrupted())?;
     let id = new_backup_id(cat).await;

@@ -24,9 +24,8 @@ pub struct LocalCatalog {
     pub backup_dir: PathBuf,
     /// `basebackups_directory` (default `<backup_directory>/base`).
     pub base_dir: PathBuf,
-    /// `barman_lock_directory`.
-    pub lock_dir: PathBuf,
-    /// The server's WAL archive.
+    /// The server's WAL archive (its `lock_dir` is `barman_lock_directory`, where the
+    /// catalog's locks are too).
     pub archive: ServerArchive,
 }
 
@@ -330,13 +329,13 @@ impl CatalogStore for LocalCatalog {
 
     fn lock(&self, task: &str) -> Result<Guard> {
         Ok(Box::new(LockFile::try_acquire(
-            &self.lock_dir,
+            &self.archive.lock_dir,
             &self.server,
             task,
         )?))
     }
 
     fn is_locked(&self, task: &str) -> bool {
-        LockFile::holder(&self.lock_dir, &self.server, task).is_some()
+        LockFile::holder(&self.archive.lock_dir, &self.server, task).is_some()
     }
 }

@@ -45,7 +45,6 @@ impl Local {
             server: "pg".into(),
             backup_dir: root.clone(),
             base_dir: root.join("base"),
-            lock_dir: dir.path().to_path_buf(),
             archive,
         };
         Local { _dir: dir, cat }

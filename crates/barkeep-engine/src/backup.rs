@@ -244,7 +244,7 @@ impl Server {
             )));
         }
         let cat = self.catalog()?;
-        let archive = self.archive()?;
+        let archive = cat.archive.clone();
         archive.create_directories()?;
         let reuse = match o.reuse.as_deref().or(s.choice("reuse_backup")) {
             Some("off") => Reuse::Off,

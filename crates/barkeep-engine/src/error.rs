@@ -129,6 +129,9 @@ impl EngineError {
                 | EngineError::Catalog(barkeep_catalog::CatalogError::Archive(
                     ArchiveError::Locked { .. }
                 ))
+                | EngineError::Backup(BackupError::Store(barkeep_catalog::CatalogError::Archive(
+                    ArchiveError::Locked { .. }
+                )))
         )
     }
 

@@ -91,7 +91,6 @@ impl Server {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| backup_dir.join("base")),
             backup_dir,
-            lock_dir: lock_dir(&self.config),
             archive: self.archive()?,
         })
     }

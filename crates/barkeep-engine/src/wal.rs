@@ -433,7 +433,8 @@ impl Server {
     /// backups.
     pub fn archive_wal(&self) -> Result<ArchiveReport> {
         self.usable("archive-wal")?;
-        let archive = self.archive()?;
+        let cat = self.catalog()?;
+        let archive = &cat.archive;
         archive.create_directories()?;
         let mut waited = 0;
         let outcomes = loop {
@@ -446,7 +447,7 @@ impl Server {
             }
         };
         let archived = self.report_outcomes(&outcomes);
-        self.catalog()?.promote_waiting()?;
+        cat.promote_waiting()?;
         Ok(ArchiveReport {
             server: self.name().to_string(),
             archived,
