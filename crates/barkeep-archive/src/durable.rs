@@ -13,25 +13,33 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::error::{ArchiveError, Result};
 
-/// The group that may read the catalog, when one was set for this process.
-static GROUP: OnceLock<Option<nix::unistd::Gid>> = OnceLock::new();
+/// The group that may read the catalog (`catalog_group`), or -1 for none.
+///
+/// This is process state on purpose, and the only such state barkeep has: it mirrors
+/// the process umask, which every file the process creates obeys — tar extraction, log
+/// files, third-party crates — so there can only be one policy per process. The
+/// configuration sets it (`catalog_group` is a global key); a daemon re-reading its
+/// configuration sets it again.
+static GROUP: AtomicI64 = AtomicI64::new(-1);
 
 fn group() -> Option<nix::unistd::Gid> {
-    GROUP.get().copied().flatten()
+    u32::try_from(GROUP.load(Ordering::Relaxed))
+        .ok()
+        .map(nix::unistd::Gid::from_raw)
 }
 
-/// Sets the process-wide access policy, once, before any file is created: the process
-/// umask becomes 077 (or 027 with a group), so that files created by any code path — tar
-/// extraction, logs, third-party crates — are private too. A later call keeps the first
-/// policy and returns false.
-pub fn set_group_access(gid: Option<nix::unistd::Gid>) -> bool {
-    let first = GROUP.set(gid).is_ok();
-    let mask = if group().is_some() { 0o027 } else { 0o077 };
+/// Sets the process's access policy before files are created: the process umask
+/// becomes 077 (or 027 with a group), so that files created by any code path are private
+/// too. A later call (a configuration reload) replaces the policy for what is created
+/// from then on; what exists keeps its modes.
+pub fn set_group_access(gid: Option<nix::unistd::Gid>) {
+    GROUP.store(gid.map_or(-1, |g| i64::from(g.as_raw())), Ordering::Relaxed);
+    let mask = if gid.is_some() { 0o027 } else { 0o077 };
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-    first
 }
 
 /// The permission bits barkeep never grants: group and other (077), or only other and

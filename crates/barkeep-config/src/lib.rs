@@ -24,6 +24,7 @@ pub mod keys;
 mod load;
 mod resolve;
 pub mod support;
+pub mod typed;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use std::path::{Component, Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors, ConfigWarning};
 pub use load::{default_locations, find_config_file, load};
 pub use resolve::{Setting, Source, parse_kind};
+pub use typed::ServerSettings;
 pub use values::{RetentionPolicy, Value};
 
 use ini::{Origin, Section};
@@ -132,6 +134,10 @@ impl std::ops::Deref for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The settings barkeep acts on, typed (defaults from the key table).
+    pub fn typed(&self) -> ServerSettings {
+        ServerSettings::from_settings(&self.settings)
+    }
     /// `active = false` servers are kept for diagnostics only.
     pub fn active(&self) -> bool {
         self.bool("active").unwrap_or(true)

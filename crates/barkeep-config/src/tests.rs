@@ -464,3 +464,55 @@ fn refused_settings_disable_their_server_naming_file_line_key_and_what_works() {
         "{warnings:#?}"
     );
 }
+
+#[test]
+fn typed_server_settings_cover_every_acting_key_and_take_defaults_from_the_table() {
+    use crate::typed::ServerSettings;
+    let fields = ServerSettings::FIELDS;
+    let mut problems = Vec::new();
+    for f in fields {
+        let Some(spec) = keys::lookup(f.key) else {
+            problems.push(format!("{}: not in the key table", f.key));
+            continue;
+        };
+        if !(f.accepts)(spec.kind) {
+            problems.push(format!(
+                "{}: field type does not fit {:?}",
+                f.key, spec.kind
+            ));
+        }
+        if f.required && spec.default.is_none() {
+            problems.push(format!("{}: not an Option but has no default", f.key));
+        }
+    }
+    for spec in keys::SERVER_KEYS {
+        let acts = matches!(
+            support::support(spec.name),
+            Some(support::Support::Acts | support::Support::Values(..))
+        );
+        if acts && !fields.iter().any(|f| f.key == spec.name) {
+            problems.push(format!(
+                "{}: barkeep acts on it but it has no typed field",
+                spec.name
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Defaults come from the table, resolved against the server's own values.
+    let (_dir, cfg) = load_text("[barman]\nbarman_home = /b\n\n[pg]\nconninfo = host=a\n");
+    let cfg = cfg.expect("loads");
+    let s = cfg.server("pg").expect("pg").typed();
+    assert!(s.active);
+    assert_eq!(s.cluster, "pg");
+    assert_eq!(s.streaming_conninfo.as_deref(), Some("host=a"));
+    assert_eq!(s.basebackup_retry_sleep, 30);
+    assert_eq!(s.parallel_jobs, 1);
+    assert_eq!(s.backup_method, "rsync");
+    assert_eq!(s.reuse_backup, "link");
+    assert_eq!(s.streaming_archiver_name, "barman_receive_wal");
+    assert_eq!(s.wals_directory, Path::new("/b/pg/wals"));
+    assert_eq!(s.xlogdb_directory, Path::new("/b/pg/wals"));
+    assert_eq!(s.check_timeout, 30);
+    assert!(s.slot_name.is_none());
+}

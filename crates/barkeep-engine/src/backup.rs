@@ -180,23 +180,25 @@ impl Server {
     }
 
     fn format(&self, jobs: Option<u32>) -> Result<FormatChoice> {
-        let s = self.settings();
-        let Some(codec) = s.choice("backup_compression").filter(|c| *c != "none") else {
+        let s = self.typed();
+        let Some(codec) = s.backup_compression.filter(|c| *c != "none") else {
             return Ok((Format::Plain, None));
         };
-        let server = s.choice("backup_compression_location") == Some("server");
-        let level = s.int("backup_compression_level").map(|l| l as i32);
-        if s.choice("backup_compression_format") == Some("plain") {
+        let server = s.backup_compression_location == Some("server");
+        let level = s
+            .backup_compression_level
+            .map(|l| l.clamp(i32::MIN.into(), i32::MAX.into()) as i32);
+        if s.backup_compression_format == "plain" {
             if !server {
                 return Err(usage(format!(
                     "server `{}`: backup_compression_format = plain needs backup_compression_location = server (the server compresses, barkeep decompresses)",
-                    s.name
+                    self.name()
                 )));
             }
             return Ok((Format::Plain, Some((codec.to_string(), level))));
         }
         let workers = jobs
-            .or_else(|| s.int("backup_compression_workers").map(|w| w as u32))
+            .or_else(|| u32::try_from(s.backup_compression_workers).ok())
             .filter(|w| *w > 0)
             .unwrap_or_else(|| {
                 std::thread::available_parallelism()
@@ -233,7 +235,7 @@ impl Server {
         let s = self.settings();
         let name = s.name.clone();
         self.usable("backup")?;
-        if s.choice("backup_method") != Some("postgres")
+        if self.typed().backup_method != "postgres"
             || !matches!(
                 s.settings.0.get("backup_method").map(|x| &x.source),
                 Some(barkeep_config::Source::File { .. })
@@ -246,11 +248,12 @@ impl Server {
         let cat = self.catalog()?;
         let archive = cat.archive.clone();
         archive.create_directories()?;
-        let reuse = match o.reuse.as_deref().or(s.choice("reuse_backup")) {
-            Some("off") => Reuse::Off,
-            Some("copy") => Reuse::Copy,
-            Some("link") | None => Reuse::Link,
-            Some(other) => {
+        let t = self.typed();
+        let reuse = match o.reuse.as_deref().unwrap_or(t.reuse_backup) {
+            "off" => Reuse::Off,
+            "copy" => Reuse::Copy,
+            "link" => Reuse::Link,
+            other => {
                 return Err(usage(format!(
                     "--reuse-backup `{other}`: expected off, copy or link"
                 )));
@@ -258,40 +261,33 @@ impl Server {
         };
         let bw = o
             .bwlimit
-            .or_else(|| s.int("bandwidth_limit").map(|b| b as u32))
+            .or_else(|| u32::try_from(t.bandwidth_limit).ok())
             .filter(|b| *b > 0);
         let progress = self.progress("backup");
         let format = self.format(o.jobs)?;
         let req = Request {
             plain_server_compression: format.1,
             name: o.name.clone(),
-            immediate_checkpoint: o
-                .immediate
-                .unwrap_or_else(|| s.bool("immediate_checkpoint").unwrap_or_default()),
+            immediate_checkpoint: o.immediate.unwrap_or(t.immediate_checkpoint),
             max_rate_kbps: bw.map(|b| b.clamp(32, 1_048_576)),
             format: format.0,
             reuse,
             sql: self.conn_params("conninfo", false, None)?,
-            primary: match s.str("primary_conninfo") {
+            primary: match t.primary_conninfo {
                 Some(_) => Some(self.conn_params("primary_conninfo", false, None)?),
                 None => None,
             },
             replication: self.conn_params(
                 "streaming_conninfo",
                 true,
-                Some(
-                    s.str("streaming_backup_name")
-                        .unwrap_or("barman_streaming_backup"),
-                ),
+                Some(&t.streaming_backup_name),
             )?,
             progress: Some(progress),
         };
         let retries = o
             .retry_times
-            .unwrap_or_else(|| s.int("basebackup_retry_times").unwrap_or_default() as u32);
-        let sleep = o
-            .retry_sleep
-            .unwrap_or_else(|| s.int("basebackup_retry_sleep").unwrap_or_default() as u64);
+            .unwrap_or_else(|| u32::try_from(t.basebackup_retry_times).unwrap_or(u32::MAX));
+        let sleep = o.retry_sleep.unwrap_or(t.basebackup_retry_sleep);
         self.events.step(
             &name,
             format!("Starting backup using postgres method for server {name}"),
@@ -541,7 +537,7 @@ impl Server {
             return Ok(report);
         }
         let major = b.major().unwrap_or(0);
-        if let Some(tool) = tools::find(self.settings(), "pg_verifybackup", major) {
+        if let Some(tool) = tools::find(self.typed(), "pg_verifybackup", major) {
             let wal = tmp.path().join("wal");
             let mut cmd = std::process::Command::new(&tool);
             if wal_for(&archive, &b, &wal)? {
@@ -570,10 +566,7 @@ impl Server {
     pub fn delete(&self, id: &str) -> Result<DeleteOutcome> {
         let (cat, _, b) = self.resolve(id)?;
         let _lock = cat.lock("backup")?;
-        let min = self
-            .settings()
-            .int("minimum_redundancy")
-            .unwrap_or_default() as usize;
+        let min = usize::try_from(self.typed().minimum_redundancy).unwrap_or(usize::MAX);
         self.events.step(
             &cat.server,
             format!("Deleting backup {} for server {}", b.backup_id, cat.server),

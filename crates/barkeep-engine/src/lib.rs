@@ -143,6 +143,7 @@ impl Engine {
 
     fn server_at(&self, index: usize) -> Server {
         Server {
+            typed: Arc::new(self.config.servers[index].typed()),
             config: self.config.clone(),
             index,
             events: self.events.clone(),
@@ -156,6 +157,7 @@ impl Engine {
 pub struct Server {
     config: Arc<Config>,
     index: usize,
+    typed: Arc<barkeep_config::ServerSettings>,
     events: Events,
 }
 
@@ -168,6 +170,11 @@ impl Server {
     /// The server's settings.
     pub fn settings(&self) -> &ServerConfig {
         &self.config.servers[self.index]
+    }
+
+    /// The server's settings, typed: what the operations read.
+    pub fn typed(&self) -> &barkeep_config::ServerSettings {
+        &self.typed
     }
 
     /// The whole configuration.

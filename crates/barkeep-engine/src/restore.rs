@@ -173,11 +173,9 @@ impl Server {
                 .map_err(|e| failed(format!("cannot find the current directory: {e}")))?
                 .join(dest)
         };
-        let get_wal = o.get_wal.unwrap_or_else(|| {
-            self.settings()
-                .list("recovery_options")
-                .contains(&"get-wal")
-        });
+        let get_wal = o
+            .get_wal
+            .unwrap_or_else(|| self.typed().recovery_options.contains(&"get-wal"));
         let get_wal_cmd = if get_wal && remote.is_some() {
             // On the remote host, the client calls back to this host over ssh.
             let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
@@ -293,10 +291,9 @@ impl Server {
             get_wal: get_wal_cmd,
             staging_wal_dir: o.staging_wal_dir.clone(),
             jobs: o.jobs.unwrap_or_else(|| {
-                self.settings()
-                    .int("parallel_jobs")
-                    .unwrap_or_default()
-                    .max(1) as usize
+                usize::try_from(self.typed().parallel_jobs)
+                    .unwrap_or(1)
+                    .max(1)
             }),
             recovery_conf_filename: o.recovery_conf_filename.clone(),
             final_dest: remote.as_ref().map(|_| dest.clone()),

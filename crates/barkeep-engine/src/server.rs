@@ -2,12 +2,12 @@
 //! catalog, the lock directory, connection parameters; and the rules that refuse an
 //! operation on a disabled or inactive server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use barkeep_archive::{Codec, Level, ServerArchive};
 use barkeep_catalog::LocalCatalog;
+use barkeep_config::Config;
 use barkeep_config::values::CompressionLevel;
-use barkeep_config::{Config, ServerConfig, Value};
 use barkeep_pg::Connection;
 use barkeep_pg::conninfo::{ConnParams, ProcessEnv};
 
@@ -21,12 +21,6 @@ pub(crate) fn lock_dir(config: &Config) -> PathBuf {
         .path("barman_lock_directory")
         .unwrap_or_else(|| config.barman_home())
         .to_path_buf()
-}
-
-fn path_of(s: &ServerConfig, key: &str) -> Result<PathBuf> {
-    s.path(key)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| usage(format!("server `{}`: `{key}` is not set", s.name)))
 }
 
 /// Applies `catalog_group` (or none) to everything the process creates from now on:
@@ -55,24 +49,24 @@ pub fn catalog_group(config: &Config) -> Result<()> {
 impl Server {
     /// The WAL archive of this server.
     pub(crate) fn archive(&self) -> Result<ServerArchive> {
-        let s = self.settings();
-        let codec = Codec::from_setting(s.choice("compression"))
-            .map_err(|e| usage(format!("server `{}`: {e}", s.name)))?;
-        let level = match s.get("compression_level") {
-            Some(Value::Level(CompressionLevel::Low)) => Level::Low,
-            Some(Value::Level(CompressionLevel::High)) => Level::High,
-            Some(Value::Level(CompressionLevel::Level(n))) => Level::Number(*n),
-            _ => Level::Medium,
+        let s = self.typed();
+        let codec = Codec::from_setting(s.compression)
+            .map_err(|e| usage(format!("server `{}`: {e}", self.name())))?;
+        let level = match s.compression_level {
+            CompressionLevel::Low => Level::Low,
+            CompressionLevel::Medium => Level::Medium,
+            CompressionLevel::High => Level::High,
+            CompressionLevel::Level(n) => Level::Number(n),
         };
         Ok(ServerArchive {
-            server: s.name.clone(),
-            wals: path_of(s, "wals_directory")?,
-            incoming: path_of(s, "incoming_wals_directory")?,
-            streaming: path_of(s, "streaming_wals_directory")?,
-            errors: path_of(s, "errors_directory")?,
-            xlogdb_dir: path_of(s, "xlogdb_directory")?,
+            server: self.name().to_string(),
+            wals: s.wals_directory.clone(),
+            incoming: s.incoming_wals_directory.clone(),
+            streaming: s.streaming_wals_directory.clone(),
+            errors: s.errors_directory.clone(),
+            xlogdb_dir: s.xlogdb_directory.clone(),
             lock_dir: lock_dir(&self.config),
-            identity_file: path_of(s, "backup_directory")?.join("identity.json"),
+            identity_file: s.backup_directory.join("identity.json"),
             codec,
             level,
             hooks: None,
@@ -82,41 +76,38 @@ impl Server {
     /// The catalog of this server: `backup_directory`, its backups in
     /// `basebackups_directory` (default `<backup_directory>/base`), its WAL archive.
     pub(crate) fn catalog(&self) -> Result<LocalCatalog> {
-        let s = self.settings();
-        let backup_dir = path_of(s, "backup_directory")?;
+        let s = self.typed();
         Ok(LocalCatalog {
-            server: s.name.clone(),
-            base_dir: s
-                .path("basebackups_directory")
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| backup_dir.join("base")),
-            backup_dir,
+            server: self.name().to_string(),
+            base_dir: s.basebackups_directory.clone(),
+            backup_dir: s.backup_directory.clone(),
             archive: self.archive()?,
         })
     }
 
-    /// Connection parameters from the server's `key` (`conninfo`, `streaming_conninfo`).
+    /// Connection parameters from the server's `key` (`conninfo`, `streaming_conninfo`,
+    /// `primary_conninfo`).
     pub(crate) fn conn_params(
         &self,
         key: &str,
         replication: bool,
         application_name: Option<&str>,
     ) -> Result<ConnParams> {
-        let s = self.settings();
-        let ci = s
-            .str(key)
-            .ok_or_else(|| usage(format!("server `{}`: `{key}` is not set", s.name)))?;
+        let t = self.typed();
+        let name = self.name();
+        let ci = match key {
+            "conninfo" => t.conninfo.as_deref(),
+            "streaming_conninfo" => t.streaming_conninfo.as_deref(),
+            "primary_conninfo" => t.primary_conninfo.as_deref(),
+            _ => None,
+        }
+        .ok_or_else(|| usage(format!("server `{name}`: `{key}` is not set")))?;
         let mut ci = ci.to_string();
         if replication {
             ci.push_str(" replication=true");
         }
-        let mut p = barkeep_pg::conninfo::resolve(&ci, &ProcessEnv).map_err(|e| {
-            usage(format!(
-                "server `{}`: `{key}`: {}",
-                s.name,
-                crate::render(&e)
-            ))
-        })?;
+        let mut p = barkeep_pg::conninfo::resolve(&ci, &ProcessEnv)
+            .map_err(|e| usage(format!("server `{name}`: `{key}`: {}", crate::render(&e))))?;
         if let Some(app) = application_name {
             p.application_name = Some(app.to_string());
         }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use barkeep_config::ServerConfig;
+use barkeep_config::ServerSettings;
 
 fn executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -13,9 +13,9 @@ fn executable(p: &Path) -> bool {
 }
 
 /// The first `program` for PostgreSQL `major` this host has, or `None`.
-pub(crate) fn find(s: &ServerConfig, program: &str, major: u32) -> Option<PathBuf> {
+pub(crate) fn find(s: &ServerSettings, program: &str, major: u32) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(prefix) = s.str("path_prefix") {
+    if let Some(prefix) = &s.path_prefix {
         dirs.extend(
             prefix
                 .split(':')

@@ -212,7 +212,7 @@ impl Server {
                 ))),
             };
         }
-        let slot = s.str("slot_name").map(str::to_string);
+        let slot = self.typed().slot_name.clone();
         if o.create_slot || o.drop_slot {
             let slot =
                 slot.ok_or_else(|| usage(format!("server `{name}`: `slot_name` is not set")))?;
@@ -238,7 +238,7 @@ impl Server {
             return Ok(ReceiveWalDone::Reset { removed });
         }
         archive.create_directories()?;
-        if s.bool("streaming_archiver") != Some(true) {
+        if !self.typed().streaming_archiver {
             return Err(usage(format!(
                 "Unable to start receive-wal: streaming_archiver option set to 'off' for server `{name}`"
             )));
@@ -253,10 +253,7 @@ impl Server {
             }
             Err(e) => return Err(e.into()),
         };
-        let app = s
-            .str("streaming_archiver_name")
-            .unwrap_or("barman_receive_wal")
-            .to_string();
+        let app = self.typed().streaming_archiver_name.clone();
         let params = self.conn_params("streaming_conninfo", true, Some(&app))?;
         // Synchronous mode when the archiver's name is a synchronous standby.
         let synchronous = match Connection::connect(&params).await {
@@ -284,7 +281,7 @@ impl Server {
             identity_file: archive.identity_file.clone(),
             conn: params,
             slot,
-            create_slot: s.choice("create_slot") == Some("auto"),
+            create_slot: self.typed().create_slot == "auto",
             synchronous,
             status_interval: Duration::from_secs(10),
             max_backoff: Duration::from_secs(30),
