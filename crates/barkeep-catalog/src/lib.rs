@@ -26,6 +26,7 @@ mod info;
 mod local;
 mod memory;
 mod ops;
+pub mod retention;
 mod store;
 mod walrange;
 

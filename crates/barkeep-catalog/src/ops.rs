@@ -59,6 +59,10 @@ pub trait CatalogOps {
     /// backups than `minimum_redundancy` would remain; else marked, removed, then the WAL
     /// that no remaining backup needs is removed, then the mark.
     fn delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<DeleteReport>;
+    /// Removes a backup without any check and without touching WAL — what retention
+    /// does after planning: marked, data removed, metadata removed, mark removed; an
+    /// interrupted one is finished by the next command.
+    fn drop_backup(&self, id: &str) -> Result<()>;
 }
 
 struct WalCheck {
@@ -306,6 +310,12 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
         }
         self.remove_backup(&b.backup_id)?;
         Ok(DeleteReport { wal_removed })
+    }
+
+    fn drop_backup(&self, id: &str) -> Result<()> {
+        self.mark_for_deletion(id)?;
+        self.remove_backup_data(id)?;
+        self.remove_backup(id)
     }
 }
 

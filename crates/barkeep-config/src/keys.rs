@@ -45,6 +45,10 @@ pub enum Kind {
     ),
     /// A retention policy.
     Retention,
+    /// GFS counts: `N DAILY, N WEEKLY, N MONTHLY, N YEARLY` (barkeep).
+    Gfs,
+    /// An IANA time zone name (`Europe/Madrid`, `UTC`).
+    TimeZone,
     /// `N HOURS|DAYS|WEEKS|MONTHS`.
     Interval,
     /// `N[k|Ki|M|Mi|G|Gi|T|Ti]`.
@@ -316,6 +320,10 @@ pub const SERVER_KEYS: &[KeySpec] = &[
     k("max_incoming_wals_queue", Both, INT0, None),
     k("minimum_redundancy", Both, INT0, Some("0")),
     k("retention_policy", Both, Retention, None),
+    // barkeep: grandfather-father-son retention beside `retention_policy` (Barman ignores
+    // both keys, so a shared configuration stays valid for it).
+    k("retention_gfs", Both, Gfs, None),
+    k("retention_gfs_timezone", Both, TimeZone, Some("UTC")),
     k(
         "retention_policy_mode",
         Both,

@@ -356,6 +356,8 @@ pub fn parse_kind(kind: Kind, text: &str) -> Result<Value, String> {
             Value::List(values::parse_list(text, choices, conflicts)?)
         }
         Kind::Retention => Value::Retention(text.parse()?),
+        Kind::Gfs => Value::Gfs(text.parse()?),
+        Kind::TimeZone => Value::TimeZone(values::parse_timezone(text)?),
         Kind::Interval => Value::Interval(text.parse()?),
         Kind::Size => Value::Size(text.parse()?),
         Kind::Level => Value::Level(values::parse_level(text)?),

@@ -111,9 +111,11 @@ pub fn support(key: &str) -> Option<Support> {
             &["get-wal", ""],
             "barkeep restores `get-wal` as Barman does; `delta-restore` (rsync) is not supported: restore into an empty directory",
         ),
-        "retention_policy" | "retention_policy_mode" | "wal_retention_policy" => NoEffect(
-            "retention is not applied by this version of barkeep: no backup or WAL is removed automatically (`delete` removes a backup by hand, honouring `minimum_redundancy` and keep annotations)",
-        ),
+        "retention_policy"
+        | "retention_policy_mode"
+        | "wal_retention_policy"
+        | "retention_gfs"
+        | "retention_gfs_timezone" => Acts,
         "last_backup_maximum_age"
         | "last_wal_maximum_age"
         | "last_backup_minimum_size"

@@ -380,8 +380,9 @@ fn every_key_is_documented() {
             Some(support::Support::Values(..)) => "| acts for ",
             None => "unclassified",
         };
+        let want_alt = want.replace(" |", ":");
         assert!(
-            row.contains(want),
+            row.contains(want) || (want == "| acts |" && row.contains(&want_alt)),
             "`{}`: row should say `{want}`: {row}",
             spec.name
         );
@@ -443,11 +444,7 @@ fn refused_settings_disable_their_server_naming_file_line_key_and_what_works() {
     assert!(cloud[0].contains("object storage"), "{cloud:?}");
     assert!(!cfg.server("ok").expect("ok").disabled());
     let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
-    for (line, key) in [
-        (3, "log_format"),
-        (17, "retention_policy"),
-        (23, "cloud_staging_max_size"),
-    ] {
+    for (line, key) in [(3, "log_format"), (23, "cloud_staging_max_size")] {
         assert!(
             warnings
                 .iter()
@@ -456,6 +453,11 @@ fn refused_settings_disable_their_server_naming_file_line_key_and_what_works() {
             "{key}: {warnings:#?}"
         );
     }
+    // retention_policy is enforced now: no warning.
+    assert!(
+        !warnings.iter().any(|w| w.contains("`retention_policy =")),
+        "{warnings:#?}"
+    );
     // Barman 3.19's keys are known keys, not "unknown".
     assert!(
         !warnings

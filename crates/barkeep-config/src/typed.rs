@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::Settings;
 use crate::keys::Kind;
-use crate::values::{CompressionLevel, RetentionPolicy, Size, TimeInterval, Value};
+use crate::values::{CompressionLevel, GfsCounts, RetentionPolicy, Size, TimeInterval, Value};
 
 /// A Rust type a setting can be read into.
 pub trait FromValue: Sized {
@@ -118,6 +118,30 @@ impl FromValue for RetentionPolicy {
     }
 }
 
+impl FromValue for GfsCounts {
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::Gfs(g) => Some(*g),
+            _ => None,
+        }
+    }
+    fn accepts(kind: Kind) -> bool {
+        matches!(kind, Kind::Gfs)
+    }
+}
+
+impl FromValue for chrono_tz::Tz {
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::TimeZone(z) => Some(*z),
+            _ => None,
+        }
+    }
+    fn accepts(kind: Kind) -> bool {
+        matches!(kind, Kind::TimeZone)
+    }
+}
+
 impl FromValue for TimeInterval {
     fn from_value(value: Option<&Value>) -> Option<Self> {
         match value? {
@@ -183,6 +207,14 @@ impl Field for &'static str {
     const REQUIRED: bool = true;
     fn build(value: Option<&Value>) -> Self {
         <&'static str as FromValue>::from_value(value).unwrap_or("")
+    }
+}
+
+impl Field for chrono_tz::Tz {
+    type Inner = chrono_tz::Tz;
+    const REQUIRED: bool = true;
+    fn build(value: Option<&Value>) -> Self {
+        <chrono_tz::Tz as FromValue>::from_value(value).unwrap_or(chrono_tz::UTC)
     }
 }
 
@@ -323,6 +355,10 @@ typed_settings! {
         xlogdb_directory: PathBuf = "xlogdb_directory",
         /// `retention_policy`.
         retention_policy: Option<RetentionPolicy> = "retention_policy",
+        /// `retention_gfs` (barkeep).
+        retention_gfs: Option<GfsCounts> = "retention_gfs",
+        /// `retention_gfs_timezone` (barkeep).
+        retention_gfs_timezone: chrono_tz::Tz = "retention_gfs_timezone",
         /// `retention_policy_mode`.
         retention_policy_mode: &'static str = "retention_policy_mode",
         /// `wal_retention_policy`.

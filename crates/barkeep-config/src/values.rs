@@ -24,6 +24,10 @@ pub enum Value {
     List(Vec<&'static str>),
     /// `retention_policy`.
     Retention(RetentionPolicy),
+    /// `retention_gfs`.
+    Gfs(GfsCounts),
+    /// `retention_gfs_timezone`.
+    TimeZone(chrono_tz::Tz),
     /// `last_backup_maximum_age`, `last_wal_maximum_age`.
     Interval(TimeInterval),
     /// `last_backup_minimum_size`.
@@ -44,6 +48,8 @@ impl fmt::Display for Value {
             Value::Choice(c) => f.write_str(c),
             Value::List(l) => f.write_str(&l.join(",")),
             Value::Retention(r) => write!(f, "{r}"),
+            Value::Gfs(g) => write!(f, "{g}"),
+            Value::TimeZone(z) => f.write_str(z.name()),
             Value::Interval(i) => write!(f, "{i}"),
             Value::Size(s) => write!(f, "{s}"),
             Value::Level(l) => write!(f, "{l}"),
@@ -177,6 +183,80 @@ impl fmt::Display for RetentionPolicy {
             }
         }
     }
+}
+
+/// `retention_gfs`: how many of the last days, ISO weeks, calendar months and calendar
+/// years keep their first backup (0 = that kind is not used).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GfsCounts {
+    /// `N DAILY`.
+    pub daily: u32,
+    /// `N WEEKLY`.
+    pub weekly: u32,
+    /// `N MONTHLY`.
+    pub monthly: u32,
+    /// `N YEARLY`.
+    pub yearly: u32,
+}
+
+/// What `retention_gfs` accepts, for error messages.
+pub const GFS_ACCEPTED: &str = "a comma-separated list of `<n> DAILY`, `<n> WEEKLY`, `<n> MONTHLY`, `<n> YEARLY` (any subset, any order, each kind once, n a positive integer), e.g. `7 DAILY, 4 WEEKLY, 12 MONTHLY`";
+
+impl std::str::FromStr for GfsCounts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut g = GfsCounts::default();
+        let mut seen = Vec::new();
+        for item in s.split(',') {
+            let words: Vec<String> = item
+                .split_whitespace()
+                .map(str::to_ascii_uppercase)
+                .collect();
+            let [n, kind] = words.as_slice() else {
+                return Err(GFS_ACCEPTED.into());
+            };
+            let n = match n.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(GFS_ACCEPTED.into()),
+            };
+            let slot = match kind.as_str() {
+                "DAILY" => &mut g.daily,
+                "WEEKLY" => &mut g.weekly,
+                "MONTHLY" => &mut g.monthly,
+                "YEARLY" => &mut g.yearly,
+                _ => return Err(GFS_ACCEPTED.into()),
+            };
+            if seen.contains(kind) {
+                return Err(format!("{kind} is given twice; {GFS_ACCEPTED}"));
+            }
+            seen.push(kind.clone());
+            *slot = n;
+        }
+        Ok(g)
+    }
+}
+
+impl fmt::Display for GfsCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = [
+            (self.daily, "DAILY"),
+            (self.weekly, "WEEKLY"),
+            (self.monthly, "MONTHLY"),
+            (self.yearly, "YEARLY"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, k)| format!("{n} {k}"))
+        .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// An IANA time zone name.
+pub fn parse_timezone(s: &str) -> Result<chrono_tz::Tz, String> {
+    s.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        "an IANA time zone name such as `UTC`, `Europe/Madrid` or `America/New_York`".to_string()
+    })
 }
 
 /// A time interval `N {HOUR,DAY,WEEK,MONTH}[S]` (month = 31 days), as Barman parses
