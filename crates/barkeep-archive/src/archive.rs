@@ -120,16 +120,36 @@ impl Identity {
 /// What Barman's archive hooks (`pre_archive_script`, `post_archive_script` and their
 /// `_retry_` variants) are told about a file: `BARMAN_FILE`, `BARMAN_SIZE`,
 /// `BARMAN_TIMESTAMP`, `BARMAN_COMPRESSION`, `BARMAN_SEGMENT`, `BARMAN_ERROR`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ArchivedFile {
-    /// Final path in the archive.
+    /// Before the commit, the file waiting in `incoming/` or `streaming/`; after it, its
+    /// path in the archive (`BARMAN_FILE`).
     pub path: PathBuf,
     /// File name (`BARMAN_SEGMENT`).
     pub name: String,
-    /// Stored size.
+    /// Size of that file (`BARMAN_SIZE`).
     pub size: u64,
-    /// Codec of the stored file.
+    /// Its modification time, seconds since the epoch (`BARMAN_TIMESTAMP`).
+    pub time: f64,
+    /// Its codec (`BARMAN_COMPRESSION`).
     pub codec: Codec,
+}
+
+impl ArchivedFile {
+    fn of(path: &Path, name: &str, codec: Codec) -> ArchivedFile {
+        let meta = std::fs::metadata(path).ok();
+        ArchivedFile {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            size: meta.as_ref().map_or(0, |m| m.len()),
+            // As Python's `st_mtime`: seconds + nanoseconds × 1e-9, in a double.
+            time: meta.map_or(0.0, |m| {
+                use std::os::unix::fs::MetadataExt;
+                m.mtime() as f64 + m.mtime_nsec() as f64 * 1e-9
+            }),
+            codec,
+        }
+    }
 }
 
 /// Archive hooks, called around each file's commit. A pre-hook error aborts that file's
@@ -677,15 +697,16 @@ impl ServerArchive {
         let mut outcomes = Vec::new();
         let mut committed = Vec::new();
         for p in &ready {
-            let info = |path: &Path| ArchivedFile {
-                path: p.dest.clone(),
-                name: p.name.name().into(),
-                size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-                codec: p.codec,
+            // The source as it waits: compressed into a temporary file when it is stored
+            // compressed, else stored as it is.
+            let source_codec = if p.temp.is_some() {
+                Codec::None
+            } else {
+                p.codec
             };
-            let staged = p.temp.as_deref().unwrap_or(&p.source);
+            let waiting = ArchivedFile::of(&p.source, p.name.name(), source_codec);
             if let Some(h) = &self.hooks
-                && let Err(why) = h.pre_archive(&info(staged))
+                && let Err(why) = h.pre_archive(&waiting)
             {
                 tracing::warn!(server = %self.server, "pre-archive hook refused {}: {why}; it will be retried", p.name.name());
                 if let Some(t) = &p.temp {
@@ -701,7 +722,10 @@ impl ServerArchive {
                 name: p.name.name().into(),
                 codec: p.codec,
             });
-            committed.push((p, info(&p.dest)));
+            // Barman reports the time of the file as it arrived.
+            let mut stored = ArchivedFile::of(&p.dest, p.name.name(), p.codec);
+            stored.time = waiting.time;
+            committed.push((p, stored));
         }
         durable::create_dir_all_durable(&self.xlogdb_dir)?;
         xlogdb::append(&self.xlogdb(), &entries)?;

@@ -34,9 +34,47 @@ impl LockFile {
         Self::acquire(lock_dir, server, task, true)
     }
 
+    /// Takes a host-wide lock (`<lock dir>/.<name>.lock`, e.g. Barman's `.cron.lock`)
+    /// without waiting.
+    pub fn try_acquire_global(lock_dir: &Path, name: &str) -> Result<LockFile> {
+        Self::acquire_at(
+            lock_dir,
+            lock_dir.join(format!(".{name}.lock")),
+            "",
+            name,
+            false,
+        )
+    }
+
+    /// Removes an unused lock file: only while holding its lock, so that no holder is
+    /// ever affected. Returns whether it was removed (false: it is held).
+    pub fn remove_unused(path: &Path) -> Result<bool> {
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+            return Ok(false);
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(_held) => match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(ArchiveError::io("remove lock file", path, e)),
+            },
+            Err(_) => Ok(false),
+        }
+    }
+
     fn acquire(lock_dir: &Path, server: &str, task: &str, wait: bool) -> Result<LockFile> {
-        crate::durable::create_dir_all_durable(lock_dir)?;
         let path = Self::path_for(lock_dir, server, task);
+        Self::acquire_at(lock_dir, path, server, task, wait)
+    }
+
+    fn acquire_at(
+        lock_dir: &Path,
+        path: PathBuf,
+        server: &str,
+        task: &str,
+        wait: bool,
+    ) -> Result<LockFile> {
+        crate::durable::create_dir_all_durable(lock_dir)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -89,6 +89,23 @@ pub struct Request {
     /// Plain format only: let the server compress the stream (15+; `gzip`, `lz4`,
     /// `zstd` and a level), decompressed here before unpacking — less network.
     pub plain_server_compression: Option<(String, Option<i32>)>,
+    /// Called once the new backup's metadata is saved (status EMPTY), before anything is
+    /// copied — where Barman runs the pre-backup hooks. An error stops the backup, which
+    /// is saved FAILED with it.
+    pub on_start: Option<StartFn>,
+}
+
+/// What the start callback is: given the new backup's metadata; `Err(why)` stops it.
+pub type StartCallback = dyn Fn(&BackupInfo) -> std::result::Result<(), String> + Send + Sync;
+
+/// The start callback.
+#[derive(Clone)]
+pub struct StartFn(pub Arc<StartCallback>);
+
+impl std::fmt::Debug for StartFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("start callback")
+    }
 }
 
 /// A progress callback: (bytes done, bytes expected).
@@ -137,7 +154,15 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
         info.backup_name = Some(n.clone());
     }
     barkeep_archive::durable::blocking_io(|| cat.write_info(&info))?;
-    match run(cat, archive, req, &mut info).await {
+    let started = match &req.on_start {
+        Some(f) => (f.0)(&info).map_err(BackupError::Other),
+        None => Ok(()),
+    };
+    let result = match started {
+        Ok(()) => run(cat, archive, req, &mut info).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => Ok(info),
         Err(e) => {
             let msg = barkeep_archive::error::chain(&e);

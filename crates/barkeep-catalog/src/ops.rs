@@ -59,6 +59,12 @@ pub trait CatalogOps {
     /// backups than `minimum_redundancy` would remain; else marked, removed, then the WAL
     /// that no remaining backup needs is removed, then the mark.
     fn delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<DeleteReport>;
+    /// Whether [`CatalogOps::delete`] may delete `b`: refused while it is kept, or when it
+    /// is DONE and no more than `minimum_redundancy` DONE backups exist.
+    fn check_delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<()>;
+    /// The WAL no backup needs once `b` is gone: what is older than the oldest other
+    /// usable backup's begin (nothing when no other usable backup remains).
+    fn wal_freed_by_delete(&self, b: &BackupInfo) -> Result<Vec<String>>;
     /// Removes a backup without any check and without touching WAL — what retention
     /// does after planning: marked, data removed, metadata removed, mark removed; an
     /// interrupted one is finished by the next command.
@@ -271,6 +277,20 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
     }
 
     fn delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<DeleteReport> {
+        self.check_delete(b, minimum_redundancy)?;
+        self.mark_for_deletion(&b.backup_id)?;
+        self.remove_backup_data(&b.backup_id)?;
+        let old = self.wal_freed_by_delete(b)?;
+        let wal_removed = if old.is_empty() {
+            0
+        } else {
+            self.remove_wal(&old)?
+        };
+        self.remove_backup(&b.backup_id)?;
+        Ok(DeleteReport { wal_removed })
+    }
+
+    fn check_delete(&self, b: &BackupInfo, minimum_redundancy: usize) -> Result<()> {
         if let Some(target) = self.keep(&b.backup_id)? {
             return Err(CatalogError::Refused(format!(
                 "Skipping delete of backup {} for server {} as it has a current keep request (keep:{}). If you really want to delete this backup please remove the keep and try again.",
@@ -288,28 +308,26 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
                 self.server()
             )));
         }
-        self.mark_for_deletion(&b.backup_id)?;
-        self.remove_backup_data(&b.backup_id)?;
+        Ok(())
+    }
+
+    fn wal_freed_by_delete(&self, b: &BackupInfo) -> Result<Vec<String>> {
         // WAL older than the oldest remaining backup is needed by nobody.
+        let all = self.list()?;
         let oldest = all
             .iter()
             .find(|x| x.backup_id != b.backup_id && x.is_usable());
-        let mut wal_removed = 0;
         if let Some(oldest) = oldest
             && let Some(range) = WalRange::from_backup(oldest)?
         {
-            let old: Vec<String> = self
+            return Ok(self
                 .wal_index()?
                 .into_iter()
                 .map(|e| e.name)
                 .filter(|n| range.precedes(n))
-                .collect();
-            if !old.is_empty() {
-                wal_removed = self.remove_wal(&old)?;
-            }
+                .collect());
         }
-        self.remove_backup(&b.backup_id)?;
-        Ok(DeleteReport { wal_removed })
+        Ok(Vec::new())
     }
 
     fn drop_backup(&self, id: &str) -> Result<()> {

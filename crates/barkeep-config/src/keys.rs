@@ -367,6 +367,9 @@ pub const SERVER_KEYS: &[KeySpec] = &[
         Some("copy"),
     ),
     k("path_prefix", Both, Str, None),
+    // barkeep: seconds a hook script may run before it is killed (0 = no limit, as in
+    // Barman); a retry script killed this way is retried.
+    k("hook_timeout", Both, INT0, Some("0")),
     k("primary_ssh_command", Both, Str, None),
     k("forward_config_path", Both, Bool, Some("false")),
     k("worm_mode", Both, Bool, Some("off")),

@@ -25,7 +25,6 @@ pub enum Support {
     NoEffect(&'static str),
 }
 
-const HOOKS: &str = "hook scripts are not run by this version of barkeep (they arrive with `barkeep cron` and the daemon); remove the key, or keep this server on Barman until then";
 const CLOUD: &str =
     "only matters for an object-storage catalog, which this version of barkeep does not have";
 const SNAPSHOT: &str = "only used by `backup_method = snapshot`, which barkeep refuses";
@@ -37,13 +36,14 @@ const PASSIVE: &str = "passive nodes (geographic redundancy) are not supported b
 pub fn support(key: &str) -> Option<Support> {
     use Support::*;
     if HOOK_KEYS.contains(&key) {
-        return Some(Refused(HOOKS));
+        return Some(Acts);
     }
     Some(match key {
         // Global.
         "barman_home"
         | "barman_lock_directory"
         | "configuration_files_directory"
+        | "hook_timeout"
         | "catalog_group"
         | "log_file"
         | "log_level" => Acts,
@@ -193,21 +193,105 @@ pub fn support(key: &str) -> Option<Support> {
 
 /// What a written value of `key` means for barkeep: `Err(why)` when it is refused,
 /// `Ok(Some(why))` when it has no effect (warn once), `Ok(None)` when barkeep acts on it.
-pub fn verdict(key: &str, value: &str) -> Result<Option<&'static str>, &'static str> {
+pub fn verdict(key: &str, value: &str) -> Result<Option<&'static str>, String> {
+    if HOOK_KEYS.contains(&key) {
+        return match hook_line_problem(value) {
+            Some(why) => Err(why),
+            None => Ok(None),
+        };
+    }
     match support(key) {
         None | Some(Support::Acts) => Ok(None),
         Some(Support::NoEffect(why)) => Ok(Some(why)),
-        Some(Support::Refused(why)) => Err(why),
+        Some(Support::Refused(why)) => Err(why.to_string()),
         Some(Support::Values(ok, why)) => {
             let v = value.trim().to_ascii_lowercase();
             // A list value (`recovery_options = get-wal, delta-restore`): every item.
             if v.split(',').map(str::trim).all(|item| ok.contains(&item)) {
                 Ok(None)
             } else {
-                Err(why)
+                Err(why.to_string())
             }
         }
     }
+}
+
+/// Why a hook line cannot be run as Barman would run it, if it cannot. barkeep runs a
+/// hook without a shell — the line split into words with the shell's quoting rules, the
+/// first word the program — so a line that needs a shell (operators, redirections,
+/// variables, globs, `~`, comments, `VAR=value` prefixes) would silently do something
+/// else: it is refused, with what to do instead.
+pub fn hook_line_problem(line: &str) -> Option<String> {
+    const FIX: &str = "barkeep runs hook scripts without a shell (the line is split into words, the first is the program); put the commands in a script and name the script here";
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word_start = true;
+    let mut first_word = String::new();
+    let mut in_first = true;
+    for c in line.chars() {
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        match quote {
+            Some('\'') => {
+                if c == '\'' {
+                    quote = None;
+                }
+                continue;
+            }
+            Some('"') => {
+                match c {
+                    '"' => quote = None,
+                    '\\' => escaped = true,
+                    '$' | '`' => {
+                        return Some(format!(
+                            "`{c}` inside double quotes is expanded by a shell; {FIX}"
+                        ));
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
+        }
+        match c {
+            '\\' => escaped = true,
+            '\'' | '"' => quote = Some(c),
+            ' ' | '\t' => {
+                word_start = true;
+                if !first_word.is_empty() {
+                    in_first = false;
+                }
+                continue;
+            }
+            '|' | '&' | ';' | '<' | '>' | '(' | ')' | '$' | '`' | '*' | '?' | '\n' => {
+                return Some(format!("`{c}` needs a shell; {FIX}"));
+            }
+            '~' if word_start => return Some(format!("`~` needs a shell; {FIX}")),
+            '#' if word_start => {
+                return Some(format!("a `#` comment needs a shell; {FIX}"));
+            }
+            _ => {}
+        }
+        if in_first {
+            first_word.push(c);
+        }
+        word_start = false;
+    }
+    if quote.is_some() || escaped {
+        return Some("the line has an unterminated quote".into());
+    }
+    if first_word.contains('=') {
+        return Some(format!(
+            "`{first_word}` sets a variable, which needs a shell; {FIX}"
+        ));
+    }
+    if first_word.is_empty() {
+        return Some("the line is empty".into());
+    }
+    None
 }
 
 /// Where an object-storage URL is refused (basebackups_directory, wals_directory…).

@@ -337,6 +337,8 @@ typed_settings! {
         recovery_options: Vec<&'static str> = "recovery_options",
         /// `path_prefix`: where to look for the optional PostgreSQL tools.
         path_prefix: Option<String> = "path_prefix",
+        /// `hook_timeout` (seconds; 0 = no limit).
+        hook_timeout: u64 = "hook_timeout",
         /// `worm_mode`.
         worm_mode: bool = "worm_mode",
         /// `backup_directory`.

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::{EngineError, Result, failed, usage};
 use crate::events::Event;
+use crate::hooks::Phase;
 use crate::{Server, tools};
 
 /// Options of `backup`.
@@ -64,7 +65,8 @@ pub struct BackupRow {
     pub size_bytes: u64,
     /// WAL archived from this backup's begin to the next backup's begin.
     pub wal_size_bytes: u64,
-    /// Retention status (`-` until retention policies are enforced).
+    /// Retention status as Barman's `list-backups` shows it: `-` when VALID, not
+    /// ranked or not enforced.
     pub retention_status: &'static str,
 }
 
@@ -91,6 +93,8 @@ pub struct BackupDetails {
     pub size_bytes: u64,
     /// Disk really used.
     pub deduplicated_size_bytes: u64,
+    /// Retention status (`None`: no policy enforced).
+    pub retention_status: Option<&'static str>,
 }
 
 /// What `check-backup` found.
@@ -283,7 +287,34 @@ impl Server {
                 Some(&t.streaming_backup_name),
             )?,
             progress: Some(progress),
+            on_start: None,
         };
+        // Hooks: pre-backup once the new backup's metadata is saved; post-backup once its
+        // status is final (after `--wait`), for a failed attempt too.
+        let started: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let mut req = req;
+        if self.has_hooks("backup") {
+            let (srv, c, slot) = (self.clone(), cat.clone(), started.clone());
+            req.on_start = Some(barkeep_backup::take::StartFn(std::sync::Arc::new(
+                move |info: &BackupInfo| {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(info.backup_id.clone());
+                    }
+                    let env = srv.backup_env(&c, info);
+                    srv.run_hooks("backup", Phase::Pre, &env, None)
+                        .map_err(|e| crate::render(&e))
+                },
+            )));
+        }
+        let post_hooks = |id: Option<String>| {
+            if let Some(id) = id
+                && let Ok(Some(b)) = cat.read_info(&id)
+            {
+                let env = self.backup_env(&cat, &b);
+                let _ = self.run_hooks("backup", Phase::Post, &env, None);
+            }
+        };
+        let take_started = || started.lock().ok().and_then(|mut s| s.take());
         let retries = o
             .retry_times
             .unwrap_or_else(|| u32::try_from(t.basebackup_retry_times).unwrap_or(u32::MAX));
@@ -293,11 +324,12 @@ impl Server {
             format!("Starting backup using postgres method for server {name}"),
         );
         let mut attempt = 0;
-        let mut info = loop {
+        let info = loop {
             match barkeep_backup::take::take(&cat, &archive, &req).await {
                 Ok(info) => break info,
                 Err(e) => {
                     let e = EngineError::from(e);
+                    post_hooks(take_started());
                     if attempt < retries && !e.is_locked() {
                         attempt += 1;
                         self.events.warning(
@@ -338,6 +370,47 @@ impl Server {
                     .unwrap_or_else(|| "?".into()),
             ),
         );
+        let waited = self.wait_for_wal(o, &cat, &archive, info).await;
+        post_hooks(take_started());
+        let info = waited?;
+        match info.status {
+            Status::Done => self.events.step(
+                &name,
+                format!("Backup {} of server {name} is DONE", info.backup_id),
+            ),
+            Status::WaitingForWals => self.events.step(
+                &name,
+                format!(
+                    "Backup {} of server {name} is WAITING_FOR_WALS: it becomes DONE when its WAL is archived (receive-wal/archive-wal, or check-backup)",
+                    info.backup_id
+                ),
+            ),
+            st => {
+                return Err(failed(format!(
+                    "backup {} of server {name} is {}: {}",
+                    info.backup_id,
+                    st.as_str(),
+                    info.error.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        Ok(BackupDone {
+            server: name,
+            backup_id: info.backup_id.clone(),
+            status: info.status.as_str().to_string(),
+        })
+    }
+
+    /// `--wait`: archives and re-checks until the backup's WAL is all there (or the
+    /// timeout passes).
+    async fn wait_for_wal(
+        &self,
+        o: &BackupOpts,
+        cat: &LocalCatalog,
+        archive: &ServerArchive,
+        mut info: BackupInfo,
+    ) -> Result<BackupInfo> {
+        let name = self.name().to_string();
         if o.wait && info.status == Status::WaitingForWals {
             self.events.step(
                 &name,
@@ -376,32 +449,7 @@ impl Server {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        match info.status {
-            Status::Done => self.events.step(
-                &name,
-                format!("Backup {} of server {name} is DONE", info.backup_id),
-            ),
-            Status::WaitingForWals => self.events.step(
-                &name,
-                format!(
-                    "Backup {} of server {name} is WAITING_FOR_WALS: it becomes DONE when its WAL is archived (receive-wal/archive-wal, or check-backup)",
-                    info.backup_id
-                ),
-            ),
-            st => {
-                return Err(failed(format!(
-                    "backup {} of server {name} is {}: {}",
-                    info.backup_id,
-                    st.as_str(),
-                    info.error.as_deref().unwrap_or("")
-                )));
-            }
-        }
-        Ok(BackupDone {
-            server: name,
-            backup_id: info.backup_id.clone(),
-            status: info.status.as_str().to_string(),
-        })
+        Ok(info)
     }
 
     /// The catalog with interrupted backups and deletes dealt with, and the archive.
@@ -423,6 +471,11 @@ impl Server {
     pub fn list_backups(&self) -> Result<Vec<BackupRow>> {
         let (cat, _) = self.open()?;
         let all = cat.list()?;
+        let plan = if self.retention_policy().enforced() {
+            Some(self.plan_for(&cat, chrono::Utc::now())?)
+        } else {
+            None
+        };
         // The WAL index read and sorted once; each backup sums its slice of it.
         let seg = barkeep_wal::SegmentSize::new(
             all.last()
@@ -461,7 +514,12 @@ impl Server {
                 end_time: b.end_time,
                 size_bytes: size,
                 wal_size_bytes: wal,
-                retention_status: "-",
+                retention_status: plan
+                    .as_ref()
+                    .and_then(|p| p.verdict(&b.backup_id))
+                    .map(|v| v.status)
+                    .filter(|s| *s != barkeep_catalog::retention::RetentionStatus::Valid)
+                    .map_or("-", |s| s.as_str()),
             });
         }
         Ok(rows)
@@ -476,6 +534,11 @@ impl Server {
         let size = b.size.unwrap_or(0);
         let dedup = b.deduplicated_size.unwrap_or(size);
         let (wal_files, wal_bytes) = wal_after(&cat, &b, n.next.as_ref())?;
+        let retention_status = if self.retention_policy().enforced() {
+            Some(self.retention_status_of(&cat, &b)?.as_str())
+        } else {
+            None
+        };
         Ok(BackupDetails {
             server: cat.server.clone(),
             backup_type: b.backup_type(),
@@ -487,6 +550,7 @@ impl Server {
             wal_bytes,
             size_bytes: size,
             deduplicated_size_bytes: dedup,
+            retention_status,
         })
     }
 
@@ -571,17 +635,79 @@ impl Server {
             &cat.server,
             format!("Deleting backup {} for server {}", b.backup_id, cat.server),
         );
-        let report = cat.delete(&b, min).map_err(|e| {
+        let cannot = |e: barkeep_catalog::CatalogError| {
             EngineError::from(e).context(format!(
                 "Cannot delete backup ({} {})",
                 cat.server, b.backup_id
             ))
-        })?;
+        };
+        cat.check_delete(&b, min).map_err(cannot)?;
+        let wal_removed = self.remove_backup(&cat, &b, true)?;
         Ok(DeleteOutcome {
             server: cat.server.clone(),
             backup_id: b.backup_id.clone(),
-            wal_removed: report.wal_removed,
+            wal_removed,
         })
+    }
+
+    /// Removes a backup with its hooks, in Barman's order: pre-delete hooks (a retry
+    /// script exiting 63 stops here), the delete mark, the data, then — with
+    /// `free_wal` — the WAL no other backup needs (each file with its wal-delete hooks),
+    /// the metadata, the post-delete hooks. Returns the WAL files removed.
+    pub(crate) fn remove_backup(
+        &self,
+        cat: &LocalCatalog,
+        b: &BackupInfo,
+        free_wal: bool,
+    ) -> Result<usize> {
+        let hooks = self.has_hooks("delete");
+        if hooks {
+            self.run_hooks("delete", Phase::Pre, &self.backup_env(cat, b), None)?;
+        }
+        cat.mark_for_deletion(&b.backup_id)?;
+        cat.remove_backup_data(&b.backup_id)?;
+        let mut removed = 0;
+        if free_wal {
+            let old = cat.wal_freed_by_delete(b)?;
+            removed = self.remove_wal_files(cat, &old)?;
+        }
+        cat.remove_backup(&b.backup_id)?;
+        if hooks {
+            self.run_hooks("delete", Phase::Post, &self.backup_env(cat, b), None)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes archived WAL files; with wal-delete hooks, one at a time between them.
+    pub(crate) fn remove_wal_files(&self, cat: &LocalCatalog, names: &[String]) -> Result<usize> {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        if !self.has_hooks("wal_delete") {
+            return Ok(cat.remove_wal(names)?);
+        }
+        let index: std::collections::BTreeMap<String, barkeep_archive::xlogdb::XlogEntry> = cat
+            .wal_index()?
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect();
+        let mut removed = 0;
+        for name in names {
+            let (size, time, codec) = index
+                .get(name)
+                .map_or((0, 0.0, None), |e| (e.size, e.time, Some(e.compression)));
+            let path = barkeep_archive::names::WalName::parse(name)
+                .map(|w| cat.archive.archive_path(&w))
+                .unwrap_or_else(|| cat.archive.wals.join(name));
+            let compression = codec
+                .filter(|c| *c != barkeep_archive::Codec::None)
+                .map(|c| c.name());
+            let env = crate::hooks::wal_env(name, &path, size, time, compression, None);
+            self.run_hooks("wal_delete", Phase::Pre, &env, None)?;
+            removed += cat.remove_wal(std::slice::from_ref(name))?;
+            self.run_hooks("wal_delete", Phase::Post, &env, None)?;
+        }
+        Ok(removed)
     }
 
     /// `list-files --target data|wal|standalone|full`.

@@ -27,10 +27,13 @@
 //! ```
 
 mod backup;
+mod cron;
 mod diagnose;
 mod error;
 mod events;
+mod hooks;
 mod restore;
+mod retention;
 mod server;
 mod tools;
 mod wal;
@@ -44,15 +47,18 @@ pub use backup::{
     BackupDetails, BackupDone, BackupOpts, BackupRow, CheckBackupReport, DeleteOutcome, FileList,
     VerifyReport, human_size,
 };
+pub use barkeep_catalog::retention::{Plan, RetentionStatus, Verdict};
 pub use barkeep_catalog::{
     BackupInfo, CatalogOps, CatalogStore, KeepTarget, LocalCatalog, MemoryCatalog, Status,
     Tablespace, WalRange, format_time,
 };
 pub use barkeep_wal::Lsn;
+pub use cron::{CronDone, CronOpts, CronServer};
 pub use diagnose::{diagnose, effective_settings, setting_json, settings_json};
 pub use error::{EngineError, Result, render};
 pub use events::{Discard, Event, EventSink, Events};
 pub use restore::{RestoreDone, RestoreOpts, Target, describe_target};
+pub use retention::{KeepAction, KeepDone, RetentionDone};
 pub use server::catalog_group;
 pub use tokio_util::sync::CancellationToken;
 pub use wal::{
@@ -115,6 +121,13 @@ impl Engine {
         names
             .iter()
             .map(|n| self.index_of(n).map(|i| self.server_at(i)))
+            .collect()
+    }
+
+    /// Every configured server, in configuration order (none when there are none).
+    pub fn all_servers(&self) -> Vec<Server> {
+        (0..self.config.servers.len())
+            .map(|i| self.server_at(i))
             .collect()
     }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::Server;
 use crate::error::{EngineError, Result, failed, usage};
+use crate::hooks::Phase;
 
 /// Options of `restore`.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +105,7 @@ impl Server {
     /// the first missing segment, when its WAL is still not archived).
     pub fn restore(&self, id: &str, dest: &Path, o: &RestoreOpts) -> Result<RestoreDone> {
         let name = self.name().to_string();
+        let dest_given = dest.display().to_string();
         let remote = o
             .remote_ssh_command
             .as_deref()
@@ -299,6 +301,11 @@ impl Server {
             final_dest: remote.as_ref().map(|_| dest.clone()),
             progress: Some(self.progress("restore")),
         };
+        let hooks = self.has_hooks("recovery");
+        let hook_env = hooks.then(|| self.recovery_env(&cat, &b, &dest_given, o));
+        if let Some(env) = &hook_env {
+            self.run_hooks("recovery", Phase::Pre, env, None)?;
+        }
         let report = do_restore(&cat, &archive, &b, &local_dest, &req)?;
         if let Some(r) = &remote {
             // Links to where the tablespaces will be on the remote host.
@@ -314,6 +321,9 @@ impl Server {
                 ship(r, staged, final_loc, o.bwlimit)?;
             }
         }
+        if let Some(env) = &hook_env {
+            self.run_hooks("recovery", Phase::Post, env, None)?;
+        }
         Ok(RestoreDone {
             server: name,
             backup_id: b.backup_id.clone(),
@@ -322,6 +332,77 @@ impl Server {
             started: begin,
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+impl Server {
+    /// `env_from_recover`: the backup's variables plus the destination as given, the
+    /// relocated tablespaces and the remote command as given, and the other options
+    /// that were set, as Barman's JSON.
+    fn recovery_env(
+        &self,
+        cat: &barkeep_catalog::LocalCatalog,
+        b: &BackupInfo,
+        dest: &str,
+        o: &RestoreOpts,
+    ) -> crate::hooks::Env {
+        use crate::hooks::{PyVal, py_json};
+        use std::collections::BTreeMap;
+        let mut env = self.backup_env(cat, b);
+        let tablespaces: BTreeMap<String, PyVal> = o
+            .tablespaces
+            .iter()
+            .filter_map(|t| t.split_once(':'))
+            .map(|(n, l)| (n.to_string(), PyVal::Str(l.to_string())))
+            .collect();
+        let mut opts: BTreeMap<String, PyVal> = BTreeMap::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                opts.insert(k.to_string(), PyVal::Str(v));
+            }
+        };
+        match &o.target {
+            Some(Target::Time(t)) => put("target_time", Some(t.clone())),
+            Some(Target::Xid(x)) => put("target_xid", Some(x.clone())),
+            Some(Target::Lsn(l)) => put("target_lsn", Some(l.clone())),
+            Some(Target::Name(n)) => put("target_name", Some(n.clone())),
+            Some(Target::Immediate) | None => {}
+        }
+        put("target_tli", o.target_tli.clone());
+        put("target_action", o.target_action.clone());
+        put("recovery_conf_filename", o.recovery_conf_filename.clone());
+        if matches!(o.target, Some(Target::Immediate)) {
+            opts.insert("target_immediate".into(), PyVal::True);
+        }
+        if o.exclusive {
+            opts.insert("exclusive".into(), PyVal::True);
+        }
+        if o.standby_mode {
+            opts.insert("standby_mode".into(), PyVal::True);
+        }
+        env.insert("BARMAN_DESTINATION_DIRECTORY", dest.to_string());
+        env.insert(
+            "BARMAN_TABLESPACES",
+            if tablespaces.is_empty() {
+                String::new()
+            } else {
+                py_json(&tablespaces)
+            },
+        );
+        env.insert(
+            "BARMAN_REMOTE_COMMAND",
+            o.remote_ssh_command.clone().unwrap_or_default(),
+        );
+        env.insert(
+            "BARMAN_RECOVER_OPTIONS",
+            if opts.is_empty() {
+                String::new()
+            } else {
+                py_json(&opts)
+            },
+        );
+        env.insert("BARMAN_ERROR", String::new());
+        env
     }
 }
 

@@ -69,7 +69,10 @@ impl Server {
             identity_file: s.backup_directory.join("identity.json"),
             codec,
             level,
-            hooks: None,
+            hooks: self.has_hooks("archive").then(|| {
+                std::sync::Arc::new(crate::hooks::ArchiveHookRunner(self.clone()))
+                    as std::sync::Arc<dyn barkeep_archive::ArchiveHooks>
+            }),
         })
     }
 

@@ -429,6 +429,12 @@ impl Server {
     /// (waiting up to 30 s for a pass of the receiver to end), then promotes waiting
     /// backups.
     pub fn archive_wal(&self) -> Result<ArchiveReport> {
+        self.archive_wal_waiting(120)
+    }
+
+    /// `archive-wal`, waiting at most `polls` × 250 ms for another pass to end (`cron`
+    /// does not wait: the pass running does the work).
+    pub(crate) fn archive_wal_waiting(&self, polls: u32) -> Result<ArchiveReport> {
         self.usable("archive-wal")?;
         let cat = self.catalog()?;
         let archive = &cat.archive;
@@ -436,7 +442,7 @@ impl Server {
         let mut waited = 0;
         let outcomes = loop {
             match archive.archive_wal() {
-                Err(ArchiveError::Locked { .. }) if waited < 120 => {
+                Err(ArchiveError::Locked { .. }) if waited < polls => {
                     waited += 1;
                     std::thread::sleep(Duration::from_millis(250));
                 }

@@ -144,6 +144,17 @@ pub enum Command {
         #[arg(long)]
         drop_slot: bool,
     },
+    /// Maintenance for every server, safe to run every minute: start missing WAL
+    /// receivers, archive WAL, re-check waiting backups, apply retention, remove unused
+    /// lock files.
+    Cron {
+        /// Started receivers keep this process's stdout and stderr (containers).
+        #[arg(long)]
+        keep_descriptors: bool,
+    },
+    /// Remove lock files nothing uses any more.
+    #[command(name = "lock-directory-cleanup")]
+    LockDirectoryCleanup,
     /// Move WAL from the incoming and streaming directories into the archive.
     #[command(name = "archive-wal")]
     ArchiveWal {
@@ -287,6 +298,34 @@ pub enum Command {
         server: String,
         /// Backup id, name or shortcut.
         backup_id: String,
+    },
+    /// Keep a backup whatever the retention policy (`--target full|standalone`), release
+    /// the keep (`--release`), or show it (`--status`).
+    #[command(group(clap::ArgGroup::new("keep_action").required(true).args(["release", "status", "target"])))]
+    Keep {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut.
+        backup_id: String,
+        /// Release the keep: retention may delete the backup again.
+        #[arg(short = 'r', long)]
+        release: bool,
+        /// Show the keep (`full`, `standalone` or `nokeep`).
+        #[arg(short = 's', long)]
+        status: bool,
+        /// Keep it with all later WAL (`full`) or only the WAL that makes it consistent
+        /// (`standalone`).
+        #[arg(long, value_parser = ["full", "standalone"])]
+        target: Option<String>,
+    },
+    /// Show the retention plan of a server — every backup's status and why, the WAL
+    /// kept — and apply it (what `cron` does), unless `--dry-run`.
+    Retention {
+        /// Server name.
+        server: String,
+        /// Show the plan only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete a backup (and the WAL no backup needs any more).
     Delete {

@@ -77,6 +77,9 @@ pub fn list_backups(s: &Server, minimal: bool, out: &Output) -> Result<(), Failu
                 if b.status == "WAITING_FOR_WALS" {
                     line.push_str(" - WAITING_FOR_WALS");
                 }
+                if b.retention_status != "-" {
+                    line.push_str(&format!(" - {}", b.retention_status));
+                }
                 out.line(&line);
             }
             st => out.line(&format!(
@@ -146,7 +149,7 @@ pub fn show_backup(s: &Server, id: &str, out: &Output) -> Result<(), Failure> {
                 "disk_usage_bytes": d.wal_bytes,
             },
             "catalog_information": {
-                "retention_policy": "-",
+                "retention_policy": d.retention_status.unwrap_or("not enforced"),
                 "previous_backup_id": d.previous_backup_id,
                 "next_backup_id": d.next_backup_id,
                 "parent_backup_id": b.parent_backup_id,
@@ -246,6 +249,10 @@ pub fn show_backup(s: &Server, id: &str, out: &Output) -> Result<(), Failure> {
     ));
     out.line("");
     out.line("  Catalog information:");
+    out.line(&format!(
+        "    Retention Policy     : {}",
+        d.retention_status.unwrap_or("not enforced")
+    ));
     out.line(&format!(
         "    Previous Backup      : {}",
         d.previous_backup_id

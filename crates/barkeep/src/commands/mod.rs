@@ -3,6 +3,7 @@
 //! arguments into engine options, call the engine, print what it returned.
 
 mod backup;
+mod ops;
 mod restore;
 mod servers;
 mod wal;
@@ -182,6 +183,31 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
         }
         Command::CheckBackup { server, backup_id } => {
             backup::check_backup(&engine.server(server)?, backup_id, out)
+        }
+        Command::Keep {
+            server,
+            backup_id,
+            release,
+            status,
+            target,
+        } => {
+            let action = match (release, status, target.as_deref()) {
+                (true, _, _) => barkeep_engine::KeepAction::Release,
+                (_, true, _) => barkeep_engine::KeepAction::Status,
+                (_, _, Some("standalone")) => {
+                    barkeep_engine::KeepAction::Set(barkeep_engine::KeepTarget::Standalone)
+                }
+                _ => barkeep_engine::KeepAction::Set(barkeep_engine::KeepTarget::Full),
+            };
+            ops::keep(&engine.server(server)?, backup_id, action, out)
+        }
+        Command::Cron { keep_descriptors } => ops::cron(&engine, *keep_descriptors, out),
+        Command::LockDirectoryCleanup => {
+            engine.lock_directory_cleanup()?;
+            Ok(())
+        }
+        Command::Retention { server, dry_run } => {
+            ops::retention(&engine.server(server)?, *dry_run, out)
         }
         Command::Delete { server, backup_id } => {
             backup::delete(&engine.server(server)?, backup_id, out)
