@@ -571,6 +571,7 @@ impl ServerArchive {
                     .filter(|(n, _)| n.ends_with(".partial"))
                     .map(|(n, _)| n.clone())
                     .max()
+                && !self.timeline_ended(&newest, &names)
             {
                 names.retain(|(n, _)| *n != newest);
             }
@@ -578,6 +579,24 @@ impl ServerArchive {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Whether the timeline of a `.partial` has ended: a history file of a later
+    /// timeline is in `streaming/` (`waiting`) or in the archive. The receiver writes it
+    /// only after the old timeline's last segment is flushed, so that `.partial` is
+    /// final and can be archived now, not left behind as if still being written.
+    fn timeline_ended(&self, partial: &str, waiting: &[(String, PathBuf)]) -> bool {
+        let tli_of = |name: &str| name.get(..8).and_then(|t| u32::from_str_radix(t, 16).ok());
+        let Some(tli) = tli_of(partial) else {
+            return false;
+        };
+        let later =
+            |name: &str| name.ends_with(".history") && tli_of(name).is_some_and(|t| t > tli);
+        waiting.iter().any(|(n, _)| later(n))
+            || std::fs::read_dir(&self.wals).is_ok_and(|rd| {
+                rd.flatten()
+                    .any(|e| later(&e.file_name().to_string_lossy()))
+            })
     }
 
     /// Archives everything pending. Holds the `archive-wal` lock; returns what happened
@@ -788,6 +807,34 @@ pub(crate) mod tests {
         barkeep_wal::SegmentSize::new(SEG)
             .expect("size")
             .segment_name(1, segno)
+    }
+
+    #[test]
+    fn the_last_partial_of_an_ended_timeline_is_not_held_back() {
+        let (_d, a) = setup(Codec::None);
+        let partial = format!("{}.partial", name(6));
+        std::fs::write(a.streaming.join(&partial), b"x").expect("w");
+        // Still being written: held back.
+        assert!(a.pending().expect("pending").is_empty());
+        // A later timeline's history (waiting, or archived): timeline 1 has ended.
+        std::fs::write(a.streaming.join("00000002.history"), b"1\t0/6000000\tx\n").expect("w");
+        let p: Vec<String> = a
+            .pending()
+            .expect("pending")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(p, vec![partial.clone(), "00000002.history".to_string()]);
+        std::fs::remove_file(a.streaming.join("00000002.history")).expect("rm");
+        std::fs::create_dir_all(&a.wals).expect("wals");
+        std::fs::write(a.wals.join("00000002.history"), b"1\t0/6000000\tx\n").expect("w");
+        let p: Vec<String> = a
+            .pending()
+            .expect("pending")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(p, vec![partial]);
     }
 
     #[test]
