@@ -628,6 +628,7 @@ impl Server {
     /// `delete`: refused for a kept backup or below `minimum_redundancy`; removes the
     /// backup, then the WAL no remaining backup needs.
     pub fn delete(&self, id: &str) -> Result<DeleteOutcome> {
+        self.not_disabled("delete")?;
         let (cat, _, b) = self.resolve(id)?;
         let _lock = cat.lock("backup")?;
         let min = usize::try_from(self.typed().minimum_redundancy).unwrap_or(usize::MAX);

@@ -220,6 +220,8 @@ impl Server {
                 let path = std::env::var("PATH").unwrap_or_default();
                 cmd.env("PATH", format!("{prefix}:{path}"));
             }
+            // Its own process group, so that a timeout stops what it started too.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             tracing::debug!(server = %self.name(), "running {key}: {argv:?}");
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
@@ -231,7 +233,8 @@ impl Server {
                     };
                 }
             };
-            let mut readers = Vec::new();
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let mut readers = 0;
             for pipe in [
                 child
                     .stdout
@@ -245,13 +248,16 @@ impl Server {
             .into_iter()
             .flatten()
             {
-                readers.push(std::thread::spawn(move || {
+                let tx = tx.clone();
+                readers += 1;
+                std::thread::spawn(move || {
                     let mut pipe = pipe;
                     let mut buf = Vec::new();
                     let _ = pipe.read_to_end(&mut buf);
-                    buf
-                }));
+                    let _ = tx.send(buf);
+                });
             }
+            drop(tx);
             let started = Instant::now();
             let mut timed_out = false;
             let status = loop {
@@ -261,6 +267,12 @@ impl Server {
                     Err(_) => break None,
                 }
                 if timeout > 0 && started.elapsed() >= Duration::from_secs(timeout) {
+                    if let Ok(pid) = i32::try_from(child.id()) {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
                     let _ = child.kill();
                     let _ = child.wait();
                     timed_out = true;
@@ -268,10 +280,12 @@ impl Server {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             };
+            // The output, unless something the hook left running keeps its pipes open.
             let mut output = String::new();
-            for r in readers {
-                if let Ok(buf) = r.join() {
-                    output.push_str(&String::from_utf8_lossy(&buf));
+            for _ in 0..readers {
+                match rx.recv_timeout(Duration::from_secs(2)) {
+                    Ok(buf) => output.push_str(&String::from_utf8_lossy(&buf)),
+                    Err(_) => break,
                 }
             }
             Ran {

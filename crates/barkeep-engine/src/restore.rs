@@ -104,6 +104,7 @@ impl Server {
     /// before the target); a WAITING_FOR_WALS backup is re-checked (and refused, naming
     /// the first missing segment, when its WAL is still not archived).
     pub fn restore(&self, id: &str, dest: &Path, o: &RestoreOpts) -> Result<RestoreDone> {
+        self.not_disabled("restore")?;
         let name = self.name().to_string();
         let dest_given = dest.display().to_string();
         let remote = o

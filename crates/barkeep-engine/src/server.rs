@@ -126,6 +126,20 @@ impl Server {
     }
 
     /// Refuses `what` on a disabled or inactive server.
+    /// Refuses `what` on a disabled server (an inactive one may still be read, deleted
+    /// from and restored from, as in Barman).
+    pub(crate) fn not_disabled(&self, what: &str) -> Result<()> {
+        let s = self.settings();
+        if s.disabled() {
+            return Err(EngineError::Refused(format!(
+                "server `{}` is disabled ({}); {what} refused",
+                s.name,
+                s.disabled_reasons.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn usable(&self, what: &str) -> Result<()> {
         let s = self.settings();
         if s.disabled() {

@@ -10,58 +10,8 @@ use std::time::Duration;
 
 use barkeep_testkit::ClusterBuilder;
 use chrono::{DateTime, Datelike, Duration as Days, TimeZone, Utc};
-use common::{Home, wait_for};
+use common::{Home, put_backup, put_wal, seg_name, wait_for};
 use serde_json::Value;
-
-const SEG: u64 = 16 << 20;
-
-fn seg_name(segno: u64) -> String {
-    format!("00000001{:08X}{:08X}", segno / 256, segno % 256)
-}
-
-/// Writes a DONE backup as Barman would have: `meta/<id>-backup.info` and a data
-/// directory; its WAL is segments `segno` and `segno + 1`.
-fn put_backup(server_dir: &Path, end: DateTime<Utc>, segno: u64) -> String {
-    let begin = end - Days::minutes(10);
-    let id = begin.format("%Y%m%dT%H%M%S").to_string();
-    let t = |d: DateTime<Utc>| d.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string();
-    let info = format!(
-        "backup_label=None\nbackup_name=None\nbegin_offset=40\nbegin_time={}\nbegin_wal={}\nbegin_xlog=0/{:X}\nchildren_backup_ids=None\ncluster_size=1048576\ncompression=None\nconfig_file=/pg/postgresql.conf\ncopy_stats=None\ndata_checksums=on\ndeduplicated_size=1048576\nencryption=None\nend_offset=312\nend_time={}\nend_wal={}\nend_xlog=0/{:X}\nerror=None\nhba_file=/pg/pg_hba.conf\nident_file=/pg/pg_ident.conf\nincluded_files=None\nmode=postgres\nparent_backup_id=None\npgdata=/pg\nserver_name=pg\nsize=1048576\nstatus=DONE\nsummarize_wal=off\nsystemid=7000000000000000001\ntablespaces=None\ntimeline=1\nversion=170002\nxlog_segment_size={SEG}\n",
-        t(begin),
-        seg_name(segno),
-        segno * SEG + 40,
-        t(end),
-        seg_name(segno + 1),
-        (segno + 1) * SEG + 312,
-    );
-    let meta = server_dir.join("meta");
-    std::fs::create_dir_all(&meta).expect("meta");
-    std::fs::write(meta.join(format!("{id}-backup.info")), info).expect("backup.info");
-    let data = server_dir.join("base").join(&id).join("data");
-    std::fs::create_dir_all(data.join("global")).expect("data");
-    std::fs::write(data.join("PG_VERSION"), "17\n").expect("PG_VERSION");
-    id
-}
-
-/// Archives segments `0..n` (any bytes: retention never reads them) and a history file.
-fn put_wal(server_dir: &Path, n: u64) {
-    let wals = server_dir.join("wals");
-    let mut db = String::new();
-    for segno in 0..n {
-        let name = seg_name(segno);
-        let dir = wals.join(&name[..16]);
-        std::fs::create_dir_all(&dir).expect("hash dir");
-        std::fs::write(dir.join(&name), b"wal").expect("segment");
-        db.push_str(&format!("{name}\t3\t1700000000.0\tNone\tNone\n"));
-    }
-    std::fs::write(
-        wals.join("00000002.history"),
-        "1\t0/5000000\tno recovery target specified\n",
-    )
-    .expect("history");
-    db.push_str("00000002.history\t40\t1700000000.0\tNone\tNone\n");
-    std::fs::write(wals.join("pg-xlog.db"), db).expect("xlog.db");
-}
 
 fn json(home: &Home, args: &[&str]) -> Value {
     let mut full = vec!["-f", "json"];
