@@ -146,6 +146,9 @@ type FormatChoice = (Format, Option<(String, Option<i32>)>);
 
 /// Barman's human-readable sizes (`23.4 MiB`).
 pub fn human_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
     let mut size = bytes as f64;
     for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
         if size.abs() < 1024.0 {

@@ -27,6 +27,7 @@
 //! ```
 
 mod backup;
+mod check;
 mod cron;
 mod diagnose;
 mod error;
@@ -53,6 +54,7 @@ pub use barkeep_catalog::{
     Tablespace, WalRange, format_time,
 };
 pub use barkeep_wal::Lsn;
+pub use check::{CheckItem, CheckReport, StatusReport, StatusRow, human_timedelta};
 pub use cron::{CronDone, CronOpts, CronServer};
 pub use diagnose::{diagnose, effective_settings, setting_json, settings_json};
 pub use error::{EngineError, Result, render};

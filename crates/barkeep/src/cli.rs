@@ -144,6 +144,25 @@ pub enum Command {
         #[arg(long)]
         drop_slot: bool,
     },
+    /// Check that servers are ready to be backed up and their WAL archived (Barman's
+    /// items; `--nagios` for a Nagios/Icinga plugin line).
+    Check {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+        /// Nagios plugin output and exit codes (0 OK, 2 CRITICAL).
+        #[arg(long)]
+        nagios: bool,
+        /// Give up after this many seconds (default `check_timeout`; 0 = no limit).
+        #[arg(long, value_name = "SECONDS")]
+        check_timeout: Option<u64>,
+    },
+    /// Show the status of servers: PostgreSQL, the WAL receiver, backups, retention.
+    Status {
+        /// Server names, or `all`.
+        #[arg(required = true, value_name = "SERVER_NAME")]
+        servers: Vec<String>,
+    },
     /// Maintenance for every server, safe to run every minute: start missing WAL
     /// receivers, archive WAL, re-check waiting backups, apply retention, remove unused
     /// lock files.

@@ -88,7 +88,9 @@ where
             }
         }
         Err(f) => {
-            out.error(&f.message);
+            if !f.message.is_empty() {
+                out.error(&f.message);
+            }
             f.code
         }
     };

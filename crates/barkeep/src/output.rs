@@ -69,6 +69,12 @@ impl Output {
         }
     }
 
+    /// Prints text to standard output whatever the format (a Nagios plugin's output).
+    pub fn raw(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+    }
+
     /// Sets `key` of the JSON document.
     pub fn json(&self, key: impl Into<String>, value: Value) {
         self.inner().json.insert(key.into(), value);

@@ -201,6 +201,20 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             };
             ops::keep(&engine.server(server)?, backup_id, action, out)
         }
+        Command::Check {
+            servers,
+            nagios,
+            check_timeout,
+        } => {
+            let list = engine.servers(servers)?;
+            let reports = rt.block_on(engine.check(list, *check_timeout));
+            ops::check(&reports, *nagios, out)
+        }
+        Command::Status { servers } => {
+            let list = engine.servers(servers)?;
+            ops::status(&rt.block_on(engine.status(list)), out);
+            Ok(())
+        }
         Command::Cron { keep_descriptors } => ops::cron(&engine, *keep_descriptors, out),
         Command::LockDirectoryCleanup => {
             engine.lock_directory_cleanup()?;

@@ -1,6 +1,6 @@
 //! Rendering the unattended operations: `keep`, `retention`.
 
-use barkeep_engine::{CronOpts, Engine, KeepAction, Server};
+use barkeep_engine::{CheckReport, CronOpts, Engine, KeepAction, Server, StatusReport};
 use serde_json::json;
 
 use crate::{Failure, Output};
@@ -58,6 +58,168 @@ pub fn cron(engine: &Engine, keep_descriptors: bool, out: &Output) -> Result<(),
                 failed.join(", ")
             ),
         })
+    }
+}
+
+/// `check SERVER…`: Barman's console lines, its JSON (`{"server": {"item_key":
+/// {"status", "hint"}}}`) or its Nagios line. Fails (exit 1; 2 with `--nagios`) when an
+/// item of an active server fails.
+pub fn check(reports: &[CheckReport], nagios: bool, out: &Output) -> Result<(), Failure> {
+    let failing = reports.iter().any(CheckReport::fails);
+    if nagios {
+        out.raw(&nagios_text(reports));
+        return if failing {
+            Err(Failure {
+                code: 2,
+                message: String::new(),
+            })
+        } else {
+            Ok(())
+        };
+    }
+    for r in reports {
+        if out.is_json() {
+            // Sorted keys, as Barman's JSON writer prints them.
+            let m: std::collections::BTreeMap<String, serde_json::Value> = r
+                .items
+                .iter()
+                .map(|i| {
+                    (
+                        i.key(),
+                        json!({"hint": i.hint.clone().unwrap_or_default(), "status": if i.ok { "OK" } else { "FAILED" }}),
+                    )
+                })
+                .collect();
+            out.json(r.server.clone(), json!(m));
+            continue;
+        }
+        let suffix = if r.disabled {
+            " (WARNING: disabled)"
+        } else if !r.active {
+            " (inactive)"
+        } else {
+            ""
+        };
+        out.line(&format!("Server {}:{suffix}", r.server));
+        for i in &r.items {
+            let status = if i.ok { "OK" } else { "FAILED" };
+            match &i.hint {
+                Some(h) if !h.is_empty() => out.line(&format!("\t{}: {status} ({h})", i.name)),
+                _ => out.line(&format!("\t{}: {status}", i.name)),
+            }
+        }
+    }
+    if failing {
+        Err(Failure {
+            code: 1,
+            message: String::new(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Barman's Nagios output: one summary line with performance data, then one line per
+/// failed item.
+fn nagios_text(reports: &[CheckReport]) -> String {
+    let mut perf = Vec::new();
+    for r in reports {
+        for i in &r.items {
+            match (i.name.as_str(), i.perfdata) {
+                ("backup minimum size", Some(p)) => perf.push(format!("{}={p}B", r.server)),
+                ("wal size", Some(p)) => perf.push(format!("{}_wals={p}B", r.server)),
+                _ => {}
+            }
+        }
+    }
+    let perf = if perf.is_empty() {
+        String::new()
+    } else {
+        format!("|{}", perf.join(" "))
+    };
+    let with_issues: Vec<&CheckReport> = reports.iter().filter(|r| !r.ok()).collect();
+    let critical: Vec<&CheckReport> = reports.iter().filter(|r| r.fails()).collect();
+    if !critical.is_empty() {
+        let summary: Vec<String> = with_issues
+            .iter()
+            .map(|r| {
+                let failed: Vec<&str> = r
+                    .items
+                    .iter()
+                    .filter(|i| !i.ok)
+                    .map(|i| i.name.as_str())
+                    .collect();
+                format!("{} FAILED: {}", r.server, failed.join(", "))
+            })
+            .collect();
+        let mut text = if reports.len() == 1 {
+            format!(
+                "BARMAN CRITICAL - server {} has issues * {}{perf}",
+                reports[0].server,
+                summary.join(" * ")
+            )
+        } else {
+            format!(
+                "BARMAN CRITICAL - {} server out of {} have issues * {}{perf}",
+                with_issues.len(),
+                reports.len(),
+                summary.join(" * ")
+            )
+        };
+        for r in &with_issues {
+            for i in r.items.iter().filter(|i| !i.ok) {
+                text.push_str(&format!("\n{}.{}: FAILED", r.server, i.name));
+                if let Some(h) = i.hint.as_ref().filter(|h| !h.is_empty()) {
+                    text.push_str(&format!(" ({h})"));
+                }
+            }
+        }
+        return text;
+    }
+    let ignoring: String = with_issues
+        .iter()
+        .map(|r| format!(" * IGNORING: {}", r.server))
+        .collect();
+    let good: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.ok())
+        .map(|r| r.server.as_str())
+        .collect();
+    match good.len() {
+        0 => format!("BARMAN OK - No server configured{ignoring}"),
+        1 => format!(
+            "BARMAN OK - Ready to serve the Espresso backup for {}{ignoring}{perf}",
+            good[0]
+        ),
+        n => format!(
+            "BARMAN OK - Ready to serve the Espresso backup for {n} servers * {}{ignoring}{perf}",
+            good.join(" * ")
+        ),
+    }
+}
+
+/// `status SERVER…`: Barman's lines (`\tDescription: message`) or its JSON
+/// (`{"server": {"key": {"description", "message"}}}`).
+pub fn status(reports: &[StatusReport], out: &Output) {
+    for r in reports {
+        if out.is_json() {
+            let m: std::collections::BTreeMap<&str, serde_json::Value> = r
+                .rows
+                .iter()
+                .map(|row| {
+                    (
+                        row.key,
+                        json!({"description": row.description, "message": row.message}),
+                    )
+                })
+                .collect();
+            out.json(r.server.clone(), json!(m));
+            continue;
+        }
+        out.line(&format!("Server {}:", r.server));
+        for row in &r.rows {
+            out.line(&format!("\t{}: {}", row.description, row.message));
+        }
     }
 }
 
