@@ -716,13 +716,10 @@ impl ServerArchive {
         let mut outcomes = Vec::new();
         let mut committed = Vec::new();
         for p in &ready {
-            // The source as it waits: compressed into a temporary file when it is stored
-            // compressed, else stored as it is.
-            let source_codec = if p.temp.is_some() {
-                Codec::None
-            } else {
-                p.codec
-            };
+            // The source as it waits (compressed already when a client compressed it).
+            let source_codec = head(&p.source)
+                .map(|h| Codec::detect(&h))
+                .unwrap_or(Codec::None);
             let waiting = ArchivedFile::of(&p.source, p.name.name(), source_codec);
             if let Some(h) = &self.hooks
                 && let Err(why) = h.pre_archive(&waiting)

@@ -120,9 +120,7 @@ pub fn support(key: &str) -> Option<Support> {
         | "last_wal_maximum_age"
         | "last_backup_minimum_size"
         | "max_incoming_wals_queue"
-        | "check_timeout" => {
-            NoEffect("used by `check`, which this version of barkeep does not have yet")
-        }
+        | "check_timeout" => Acts,
         "wal_conninfo" | "wal_streaming_conninfo" => Refused(
             "barkeep streams WAL over `streaming_conninfo` and switches WAL over `conninfo`; separate WAL connections are not supported yet: remove the key or use those",
         ),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use barkeep_archive::receiver::{Receiver, ReceiverConfig};
-use barkeep_archive::{ArchiveError, Outcome, lock::LockFile};
+use barkeep_archive::{ArchiveError, Codec, Outcome, lock::LockFile};
 use barkeep_pg::Connection;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +84,8 @@ pub struct GetWalOpts {
     pub partial: bool,
     /// `--keep-compression`.
     pub keep_compression: bool,
+    /// `-z`/`-j`: compress the output with `gzip` or `bzip2`.
+    pub compress: Option<String>,
 }
 
 /// What `switch-wal` did.
@@ -457,6 +459,27 @@ impl Server {
         })
     }
 
+    /// Writes `bytes` (a WAL file as asked for) where `get-wal` writes.
+    fn get_wal_bytes(
+        &self,
+        wal: &str,
+        bytes: &[u8],
+        o: &GetWalOpts,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        match &o.output_directory {
+            Some(dir) => {
+                barkeep_archive::durable::write_file_atomic(&dir.join(wal), bytes)?;
+            }
+            None => {
+                out.write_all(bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| failed(format!("cannot write to standard output: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `get-wal --test`: whether the archive can answer.
     pub fn get_wal_ready(&self) -> Result<()> {
         self.archive().map(|_| ())
@@ -472,6 +495,23 @@ impl Server {
     /// (atomically) or to `out`.
     pub fn get_wal(&self, wal: &str, o: &GetWalOpts, out: &mut dyn Write) -> Result<()> {
         check_wal_name(wal)?;
+        if let Some(c) = &o.compress {
+            // The segment decompressed, then compressed as asked (Barman's -z/-j).
+            let codec = Codec::from_setting(Some(c)).map_err(usage)?;
+            let mut plain = Vec::new();
+            let inner = GetWalOpts {
+                compress: None,
+                keep_compression: false,
+                output_directory: None,
+                partial: o.partial,
+            };
+            self.get_wal(wal, &inner, &mut plain)?;
+            let mut packed = Vec::new();
+            codec
+                .compress(barkeep_archive::Level::Medium, &mut &plain[..], &mut packed)
+                .map_err(|e| failed(format!("cannot compress `{wal}` with {c}: {e}")))?;
+            return self.get_wal_bytes(wal, &packed, o, out);
+        }
         let archive = self.archive()?;
         match &o.output_directory {
             Some(dir) => {

@@ -40,6 +40,10 @@ pub struct WalArchiveArgs {
     pub remote: RemoteArgs,
     /// `--md5`.
     pub md5: bool,
+    /// `-z`/`-j`/`--xz`/`--snappy`/`--zstd`/`--lz4`: compress the WAL before sending.
+    pub compression: Option<String>,
+    /// `--compression-level`.
+    pub compression_level: Option<i32>,
     /// Backup host.
     pub barman_host: String,
     /// Server name.
@@ -61,6 +65,9 @@ pub struct WalRestoreArgs {
     pub spool_dir: PathBuf,
     /// `-s`: seconds to sleep after a failure.
     pub sleep: u64,
+    /// `-z`/`-j` (`gzip`, `bzip2`) or `--keep-compression` (`keep`): how the file travels;
+    /// it is decompressed here.
+    pub transfer: Option<String>,
     /// Backup host.
     pub barman_host: String,
     /// Server name.
@@ -111,11 +118,32 @@ fn remote_args(program: &str, config: Option<&str>, rest: &[&str]) -> Vec<String
 /// The tar stream barman-wal-archive sends: the WAL file, then `SHA256SUMS` (or
 /// `MD5SUMS`) with a `<hash> *<name>` line.
 pub fn wal_tar(wal: &Path, md5: bool, out: &mut dyn Write) -> Result<()> {
+    wal_tar_compressed(wal, md5, None, out)
+}
+
+/// [`wal_tar`], the WAL compressed first with `codec` (at `level`), as
+/// barman-wal-archive's `-z`/`-j`/`--xz`/`--snappy`/`--zstd`/`--lz4` do: the member keeps
+/// the WAL's name, the checksum is of what is sent, and the backup host stores it as it
+/// came (its magic bytes say how).
+pub fn wal_tar_compressed(
+    wal: &Path,
+    md5: bool,
+    codec: Option<(barkeep_archive::Codec, Option<i32>)>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let name = wal
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| usage(format!("`{}` has no file name", wal.display())))?;
-    let data = std::fs::read(wal).map_err(|e| EngineError::io("read", wal, e))?;
+    let mut data = std::fs::read(wal).map_err(|e| EngineError::io("read", wal, e))?;
+    if let Some((codec, level)) = codec {
+        let mut packed = Vec::new();
+        let level = level.unwrap_or_else(|| codec.level(barkeep_archive::Level::Medium));
+        codec
+            .compress_with(level, 1, &mut &data[..], &mut packed)
+            .map_err(|e| EngineError::io(format!("compress with {}", codec.name()), wal, e))?;
+        data = packed;
+    }
     let sum: String = if md5 {
         md5::Md5::digest(&data)
             .iter()
@@ -166,6 +194,15 @@ fn need_engine(engine: Option<&Engine>) -> Result<&Engine> {
     engine.ok_or_else(|| usage("--local needs the configuration (-c)"))
 }
 
+fn client_codec(a: &WalArchiveArgs) -> Result<Option<(barkeep_archive::Codec, Option<i32>)>> {
+    match &a.compression {
+        None => Ok(None),
+        Some(c) => barkeep_archive::Codec::from_setting(Some(c))
+            .map(|codec| Some((codec, a.compression_level)))
+            .map_err(usage),
+    }
+}
+
 /// `wal-archive HOST SERVER WAL_PATH` (for `archive_command`).
 pub fn wal_archive(a: &WalArchiveArgs, engine: Option<&Engine>) -> Result<WalClientDone> {
     if a.remote.local {
@@ -179,7 +216,7 @@ pub fn wal_archive(a: &WalArchiveArgs, engine: Option<&Engine>) -> Result<WalCli
             .as_ref()
             .ok_or_else(|| usage("WAL_PATH is required"))?;
         let mut buf = Vec::new();
-        wal_tar(wal, a.md5, &mut buf)?;
+        wal_tar_compressed(wal, a.md5, client_codec(a)?, &mut buf)?;
         server.put_wal(&mut &buf[..])?;
         return Ok(WalClientDone::Done);
     }
@@ -206,7 +243,7 @@ pub fn wal_archive(a: &WalArchiveArgs, engine: Option<&Engine>) -> Result<WalCli
             .stdin
             .take()
             .ok_or_else(|| failed("ssh has no stdin"))?;
-        wal_tar(wal, a.md5, &mut stdin)?;
+        wal_tar_compressed(wal, a.md5, client_codec(a)?, &mut stdin)?;
         drop(stdin);
     } else {
         drop(child.stdin.take());
@@ -262,6 +299,7 @@ fn fetch(
             output_directory: None,
             partial: a.partial,
             keep_compression: false,
+            compress: None,
         };
         server
             .get_wal(wal, &o, &mut f)
@@ -274,6 +312,12 @@ fn fetch(
         let mut rest = vec!["get-wal"];
         if a.partial {
             rest.push("--partial");
+        }
+        match a.transfer.as_deref() {
+            Some("gzip") => rest.push("--gzip"),
+            Some("bzip2") => rest.push("--bzip2"),
+            Some("keep") => rest.push("--keep-compression"),
+            _ => {}
         }
         rest.push(&a.server_name);
         rest.push(wal);
@@ -300,6 +344,13 @@ fn fetch(
             )),
         }
     };
+    let result = result.and_then(|()| {
+        if a.transfer.is_some() {
+            decompress_in_place(&tmp)
+        } else {
+            Ok(())
+        }
+    });
     match result {
         Ok(()) => std::fs::rename(&tmp, dest)
             .map_err(|e| (1, format!("cannot move WAL into `{}`: {e}", dest.display()))),
@@ -308,6 +359,21 @@ fn fetch(
             Err(e)
         }
     }
+}
+
+/// A file that travelled compressed, decompressed in place (its magic bytes say how).
+fn decompress_in_place(path: &Path) -> std::result::Result<(), (u8, String)> {
+    let fail = |e: std::io::Error| (1, format!("cannot decompress `{}`: {e}", path.display()));
+    let plain = path.with_extension("plain");
+    let input = std::fs::File::open(path).map_err(fail)?;
+    let mut reader = barkeep_archive::Codec::sniff(std::io::BufReader::new(input)).map_err(fail)?;
+    let mut out = std::fs::File::create(&plain).map_err(fail)?;
+    let copied = std::io::copy(&mut reader, &mut out).and_then(|_| out.sync_all());
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&plain);
+        return Err(fail(e));
+    }
+    std::fs::rename(&plain, path).map_err(fail)
 }
 
 fn peek(a: &WalRestoreArgs, engine: Option<&Engine>, wal: &str, n: usize) -> Vec<String> {

@@ -202,6 +202,12 @@ pub enum Command {
         /// Send the file as stored, compressed.
         #[arg(long)]
         keep_compression: bool,
+        /// Compress the output with gzip.
+        #[arg(short = 'z', long, conflicts_with_all = ["bzip2", "keep_compression"])]
+        gzip: bool,
+        /// Compress the output with bzip2.
+        #[arg(short = 'j', long, conflicts_with = "keep_compression")]
+        bzip2: bool,
     },
     /// Receive WAL from barman-wal-archive / `barkeep wal-archive` (a tar stream on stdin).
     #[command(name = "put-wal")]
@@ -426,10 +432,10 @@ pub enum Command {
         target: String,
     },
     /// `archive_command` client (as barman-wal-archive): send a WAL file to barkeep.
-    #[command(name = "wal-archive")]
+    #[command(name = "wal-archive", version = VERSION_TEXT, disable_version_flag = true)]
     WalArchive(WalClientArgs),
     /// `restore_command` client (as barman-wal-restore): fetch a WAL file from barkeep.
-    #[command(name = "wal-restore")]
+    #[command(name = "wal-restore", version = VERSION_TEXT, disable_version_flag = true)]
     WalRestore(WalRestoreArgs),
 }
 
@@ -448,9 +454,18 @@ pub struct RemoteArgs {
     /// ssh port.
     #[arg(long)]
     pub port: Option<u16>,
-    /// Configuration file on the barkeep host.
-    #[arg(long = "remote-config", value_name = "FILE")]
+    /// Configuration file on the barkeep host (barman-wal-archive's and
+    /// barman-wal-restore's `-c`).
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "remote-config",
+        value_name = "FILE"
+    )]
     pub remote_config: Option<String>,
+    /// Print the version and exit.
+    #[arg(short = 'V', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
     /// Test the connection only.
     #[arg(short = 't', long)]
     pub test: bool,
@@ -465,6 +480,27 @@ pub struct WalClientArgs {
     /// Use MD5SUMS instead of SHA256SUMS (for old barman servers).
     #[arg(long)]
     pub md5: bool,
+    /// Compress the WAL with gzip before sending it.
+    #[arg(short = 'z', long, group = "client_compression")]
+    pub gzip: bool,
+    /// Compress the WAL with bzip2 before sending it.
+    #[arg(short = 'j', long, group = "client_compression")]
+    pub bzip2: bool,
+    /// Compress the WAL with xz before sending it.
+    #[arg(long, group = "client_compression")]
+    pub xz: bool,
+    /// Compress the WAL with snappy before sending it.
+    #[arg(long, group = "client_compression")]
+    pub snappy: bool,
+    /// Compress the WAL with zstd before sending it.
+    #[arg(long, group = "client_compression")]
+    pub zstd: bool,
+    /// Compress the WAL with lz4 before sending it.
+    #[arg(long, group = "client_compression")]
+    pub lz4: bool,
+    /// Compression level for the client-side compression.
+    #[arg(long, value_name = "LEVEL", allow_hyphen_values = true)]
+    pub compression_level: Option<i32>,
     /// The barkeep (or Barman) host.
     pub barman_host: String,
     /// Server name on that host.
@@ -491,6 +527,15 @@ pub struct WalRestoreArgs {
     /// Seconds to sleep after a failure.
     #[arg(short = 's', long, default_value_t = 0)]
     pub sleep: u64,
+    /// Transfer gzip-compressed (decompressed here; deprecated in Barman, accepted).
+    #[arg(short = 'z', long, group = "transfer_compression")]
+    pub gzip: bool,
+    /// Transfer bzip2-compressed (decompressed here; deprecated in Barman, accepted).
+    #[arg(short = 'j', long, group = "transfer_compression")]
+    pub bzip2: bool,
+    /// Transfer the file as it is stored, compressed; decompress it here.
+    #[arg(long, group = "transfer_compression")]
+    pub keep_compression: bool,
     /// The barkeep (or Barman) host.
     pub barman_host: String,
     /// Server name on that host.

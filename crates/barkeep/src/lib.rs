@@ -59,6 +59,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // Installed (or linked) as `barman-wal-archive` / `barman-wal-restore`, barkeep is
+    // that program: an `archive_command`/`restore_command` line keeps working unchanged.
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let invoked = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    match invoked.as_deref() {
+        Some("barman-wal-archive") => args.insert(1, "wal-archive".into()),
+        Some("barman-wal-restore") => args.insert(1, "wal-restore".into()),
+        _ => {}
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

@@ -693,3 +693,70 @@ fn a_short_partial_left_by_a_crash_resumes_by_itself() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn wal_clients_take_barmans_compression_options() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    let home = Home::new(&c, "");
+    c.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) AS i")
+        .expect("rows");
+    let name = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    let original = std::fs::read(c.data_dir().join("pg_wal").join(&name)).expect("segment");
+    let path = home.dir.path().join(&name);
+    std::fs::write(&path, &original).expect("copy");
+    // barman-wal-archive's --zstd: sent compressed, stored as it came.
+    let p = path.display().to_string();
+    home.run(&[
+        "wal-archive",
+        "--local",
+        "--zstd",
+        "--compression-level",
+        "5",
+        "localhost",
+        "pg",
+        &p,
+    ]);
+    home.run(&["archive-wal", "pg"]);
+    let stored = std::fs::read(home.archived_path(&name)).expect("archived");
+    assert_eq!(&stored[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+    // get-wal decompresses; -z sends gzip.
+    let out = home
+        .cmd(&["get-wal", "pg", &name])
+        .output()
+        .expect("get-wal");
+    assert!(out.status.success());
+    assert!(
+        out.stdout == original,
+        "get-wal returns the segment as PostgreSQL wrote it"
+    );
+    let out = home
+        .cmd(&["get-wal", "-z", "pg", &name])
+        .output()
+        .expect("get-wal -z");
+    assert_eq!(&out.stdout[..2], &[0x1f, 0x8b], "gzip magic");
+    assert_eq!(decompress_bytes(&out.stdout), original);
+    // barman-wal-restore's --keep-compression: delivered decompressed.
+    let dest = home.dir.path().join("restored");
+    home.run(&[
+        "wal-restore",
+        "--local",
+        "--keep-compression",
+        "localhost",
+        "pg",
+        &name,
+        &dest.display().to_string(),
+    ]);
+    assert!(std::fs::read(&dest).expect("restored") == original);
+}
+
+fn decompress_bytes(b: &[u8]) -> Vec<u8> {
+    let mut r = barkeep_archive::Codec::sniff(b).expect("sniff");
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut out).expect("read");
+    out
+}

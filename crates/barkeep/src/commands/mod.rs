@@ -96,11 +96,18 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             peek,
             test,
             keep_compression,
+            gzip,
+            bzip2,
         } => {
             let o = barkeep_engine::GetWalOpts {
                 output_directory: output_directory.clone(),
                 partial: *partial,
                 keep_compression: *keep_compression,
+                compress: match (gzip, bzip2) {
+                    (true, _) => Some("gzip".into()),
+                    (_, true) => Some("bzip2".into()),
+                    _ => None,
+                },
             };
             wal::get_wal(&engine.server(server)?, wal_name, *peek, *test, &o, out)
         }

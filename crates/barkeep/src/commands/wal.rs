@@ -258,9 +258,22 @@ pub fn wal_archive(
     engine: Option<&Engine>,
     out: &Output,
 ) -> Result<(), Failure> {
+    let compression = [
+        (a.gzip, "gzip"),
+        (a.bzip2, "bzip2"),
+        (a.xz, "xz"),
+        (a.snappy, "snappy"),
+        (a.zstd, "zstd"),
+        (a.lz4, "lz4"),
+    ]
+    .iter()
+    .find(|(on, _)| *on)
+    .map(|(_, c)| c.to_string());
     let args = barkeep_engine::WalArchiveArgs {
         remote: remote(&a.remote),
         md5: a.md5,
+        compression,
+        compression_level: a.compression_level,
         barman_host: a.barman_host.clone(),
         server_name: a.server_name.clone(),
         wal_path: a.wal_path.clone(),
@@ -285,6 +298,12 @@ pub fn wal_restore(
         parallel: a.parallel,
         spool_dir: a.spool_dir.clone(),
         sleep: a.sleep,
+        transfer: match (a.gzip, a.bzip2, a.keep_compression) {
+            (true, _, _) => Some("gzip".into()),
+            (_, true, _) => Some("bzip2".into()),
+            (_, _, true) => Some("keep".into()),
+            _ => None,
+        },
         barman_host: a.barman_host.clone(),
         server_name: a.server_name.clone(),
         wal_name: a.wal_name.clone(),
