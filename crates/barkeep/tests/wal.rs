@@ -755,7 +755,7 @@ fn wal_clients_take_barmans_compression_options() {
 }
 
 fn decompress_bytes(b: &[u8]) -> Vec<u8> {
-    let mut r = barkeep_archive::Codec::sniff(b).expect("sniff");
+    let mut r = Codec::sniff(b).expect("sniff");
     let mut out = Vec::new();
     std::io::Read::read_to_end(&mut r, &mut out).expect("read");
     out
