@@ -47,9 +47,7 @@ pub fn support(key: &str) -> Option<Support> {
         | "catalog_group"
         | "log_file"
         | "log_level" => Acts,
-        "barman_user" => NoEffect(
-            "barkeep runs as the user that starts it (run it as that user, e.g. with `sudo -u barman` or the service's User=)",
-        ),
+        "barman_user" => Acts,
         "lock_directory_cleanup" => NoEffect(
             "barkeep's locks are released by the kernel when their holder exits; stale lock files block nothing",
         ),

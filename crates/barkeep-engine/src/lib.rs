@@ -61,7 +61,7 @@ pub use error::{EngineError, Result, render};
 pub use events::{Discard, Event, EventSink, Events};
 pub use restore::{RestoreDone, RestoreOpts, Target, describe_target};
 pub use retention::{KeepAction, KeepDone, RetentionDone};
-pub use server::catalog_group;
+pub use server::{become_barman_user, catalog_group};
 pub use tokio_util::sync::CancellationToken;
 pub use wal::{
     ArchiveReport, GetWalOpts, ReceiveOpts, ReceiveWalDone, ReplicationStatus, SwitchWalDone,

@@ -42,6 +42,8 @@ pub struct RestoreOpts {
     pub remote_ssh_command: Option<String>,
     /// `--bwlimit` (kB/s) for the transfer to the remote host.
     pub bwlimit: Option<u64>,
+    /// `--owner`: run as root, give the restored files to this user.
+    pub owner: Option<String>,
 }
 
 /// Picks the backup for `auto`: the newest DONE backup that ends before the target.
@@ -97,6 +99,9 @@ pub struct RestoreDone {
     pub started: chrono::DateTime<chrono::Local>,
     /// How long it took, in seconds.
     pub elapsed_seconds: f64,
+    /// The user the restored files were given to (run as root); `None`: they belong to
+    /// the user who ran barkeep.
+    pub owner: Option<String>,
 }
 
 impl Server {
@@ -105,6 +110,16 @@ impl Server {
     /// the first missing segment, when its WAL is still not archived).
     pub fn restore(&self, id: &str, dest: &Path, o: &RestoreOpts) -> Result<RestoreDone> {
         self.not_disabled("restore")?;
+        if o.owner.is_some() && !nix::unistd::geteuid().is_root() {
+            return Err(usage(
+                "--owner needs barkeep to run as root (files can only be given away by root)",
+            ));
+        }
+        if o.owner.is_some() && o.remote_ssh_command.is_some() {
+            return Err(usage(
+                "--owner applies to a local restore; with --remote-ssh-command the files belong to the ssh user",
+            ));
+        }
         let name = self.name().to_string();
         let dest_given = dest.display().to_string();
         let remote = o
@@ -322,6 +337,20 @@ impl Server {
                 ship(r, staged, final_loc, o.bwlimit)?;
             }
         }
+        // Run as root, the restored tree goes to the server's user.
+        let owner = if remote.is_none() && nix::unistd::geteuid().is_root() {
+            let mut roots = vec![dest.clone()];
+            roots.extend(req.tablespace_map.iter().map(|(_, l)| l.clone()));
+            for t in b.tablespaces() {
+                if !req.tablespace_map.iter().any(|(n, _)| *n == t.name) {
+                    roots.push(PathBuf::from(&t.location));
+                }
+            }
+            roots.extend(o.staging_wal_dir.clone());
+            hand_over(&dest, o.owner.as_deref(), &roots)?
+        } else {
+            None
+        };
         if let Some(env) = &hook_env {
             self.run_hooks("recovery", Phase::Post, env, None)?;
         }
@@ -332,8 +361,53 @@ impl Server {
             report,
             started: begin,
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            owner,
         })
     }
+}
+
+/// Gives the restored trees to `owner` (or, without one, to the owner of `dest`'s parent
+/// directory when that is not root). Returns the user's name, `None` when nothing changed.
+fn hand_over(dest: &Path, owner: Option<&str>, roots: &[PathBuf]) -> Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid, name) = match owner {
+        Some(n) => {
+            let u = nix::unistd::User::from_name(n)
+                .map_err(|e| failed(format!("--owner {n}: cannot look the user up: {e}")))?
+                .ok_or_else(|| usage(format!("--owner {n}: no such user on this host")))?;
+            (u.uid.as_raw(), u.gid.as_raw(), u.name)
+        }
+        None => {
+            let parent = dest.parent().unwrap_or(Path::new("/"));
+            let meta = std::fs::metadata(parent).map_err(|e| EngineError::io("stat", parent, e))?;
+            if meta.uid() == 0 {
+                return Ok(None);
+            }
+            let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+                .ok()
+                .flatten()
+                .map_or_else(|| meta.uid().to_string(), |u| u.name);
+            (meta.uid(), meta.gid(), name)
+        }
+    };
+    fn walk(p: &Path, uid: u32, gid: u32) -> Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+            .map_err(|e| EngineError::io("change the owner of", p, e))?;
+        let meta = std::fs::symlink_metadata(p).map_err(|e| EngineError::io("stat", p, e))?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).map_err(|e| EngineError::io("list", p, e))? {
+                let e = e.map_err(|e| EngineError::io("list", p, e))?;
+                walk(&e.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    for r in roots {
+        if r.exists() {
+            walk(r, uid, gid)?;
+        }
+    }
+    Ok(Some(name))
 }
 
 impl Server {

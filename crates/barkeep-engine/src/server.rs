@@ -23,6 +23,74 @@ pub(crate) fn lock_dir(config: &Config) -> PathBuf {
         .to_path_buf()
 }
 
+/// `barman_user`, when a configuration file sets it: a process started as that user goes
+/// on; one started as root becomes that user — its groups, its uid, its `HOME` (for
+/// `.pgpass`) — by executing itself again with the same arguments; one started as anybody
+/// else is refused, as Barman refuses ("please run barman as 'barman' user"). Unset (the
+/// key's default is Barman's `barman`, but barkeep does not assume a user exists), barkeep
+/// runs as whoever starts it.
+pub fn become_barman_user(config: &Config) -> Result<()> {
+    use barkeep_config::Source;
+    let set_in_file = matches!(
+        config.global.0.get("barman_user").map(|s| &s.source),
+        Some(Source::File { .. })
+    );
+    let Some(name) = config.global.str("barman_user").filter(|_| set_in_file) else {
+        return Ok(());
+    };
+    let user = match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(usage(format!(
+                "the configured user '{name}' (barman_user) does not exist on this host"
+            )));
+        }
+        Err(e) => {
+            return Err(usage(format!(
+                "barman_user = {name}: cannot look the user up: {e}"
+            )));
+        }
+    };
+    let me = nix::unistd::geteuid();
+    if me == user.uid {
+        return Ok(());
+    }
+    if !me.is_root() {
+        let current = nix::unistd::User::from_uid(me)
+            .ok()
+            .flatten()
+            .map_or_else(|| me.to_string(), |u| u.name);
+        return Err(EngineError::Refused(format!(
+            "please run barkeep as '{name}' user (barman_user), not as '{current}': e.g. sudo -u {name} barkeep …"
+        )));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| EngineError::io("find the barkeep executable", PathBuf::new(), e))?;
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let cname = std::ffi::CString::new(user.name.clone())
+        .map_err(|_| usage(format!("barman_user = {name}: not a valid user name")))?;
+    nix::unistd::initgroups(&cname, user.gid).map_err(|e| {
+        EngineError::Failed(format!(
+            "cannot take the groups of '{name}' (barman_user): {e}"
+        ))
+    })?;
+    let mut cmd = std::process::Command::new(&exe);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+    cmd.args(args)
+        .env("HOME", &user.dir)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name);
+    std::os::unix::process::CommandExt::gid(&mut cmd, user.gid.as_raw());
+    std::os::unix::process::CommandExt::uid(&mut cmd, user.uid.as_raw());
+    let e = std::os::unix::process::CommandExt::exec(&mut cmd);
+    Err(EngineError::io(
+        format!("run barkeep again as '{name}' (barman_user)"),
+        exe,
+        e,
+    ))
+}
+
 /// Applies `catalog_group` (or none) to everything the process creates from now on:
 /// files 0600/0640, directories 0700/2750. Call once, before any operation.
 pub fn catalog_group(config: &Config) -> Result<()> {

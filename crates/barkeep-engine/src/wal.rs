@@ -693,6 +693,7 @@ impl Server {
     /// `rebuild-xlogdb`: rewrites xlog.db from the archive's files.
     pub fn rebuild_xlogdb(&self) -> Result<XlogdbRebuilt> {
         let a = self.archive()?;
+        a.create_directories()?;
         self.events.step(
             self.name(),
             format!("Rebuilding xlogdb for server {}", self.name()),

@@ -419,6 +419,10 @@ pub enum Command {
         /// Bandwidth limit in kB/s for the transfer to a remote host (0 = none).
         #[arg(long, value_name = "KBPS")]
         bwlimit: Option<u64>,
+        /// Run as root: give the restored files to this user (default: the owner of the
+        /// destination's parent directory).
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
     },
     /// List the files of a backup.
     #[command(name = "list-files")]

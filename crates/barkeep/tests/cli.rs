@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+const BIN: &str = env!("CARGO_BIN_EXE_barkeep");
+
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -17,9 +19,10 @@ impl Fixture {
         std::fs::write(
             d.join("barman.conf"),
             format!(
-                "; Barman global configuration\n[barman]\nbarman_home = {home}\nbarman_user = barman\nconfiguration_files_directory = {inc}\ncompression = gzip\nminimum_redundancy = 1\nretention_policy = RECOVERY WINDOW OF 4 WEEKS\nlog_level = INFO\n",
+                "; Barman global configuration\n[barman]\nbarman_home = {home}\nbarman_user = {me}\nconfiguration_files_directory = {inc}\ncompression = gzip\nminimum_redundancy = 1\nretention_policy = RECOVERY WINDOW OF 4 WEEKS\nlog_level = INFO\n",
                 home = d.join("home").display(),
-                inc = d.join("barman.d").display()
+                inc = d.join("barman.d").display(),
+                me = whoami()
             ),
         )
         .expect("write");
@@ -233,7 +236,7 @@ fn diagnose_is_json_without_passwords() {
         v["global"]["system_info"]["barkeep_version"],
         env!("CARGO_PKG_VERSION")
     );
-    assert_eq!(v["global"]["config"]["barman_user"], "barman");
+    assert_eq!(v["global"]["config"]["barman_user"], whoami());
     assert_eq!(
         v["global"]["config_files"].as_array().expect("array").len(),
         4
@@ -293,5 +296,85 @@ fn version_and_usage_errors() {
         o.status.code(),
         Some(2),
         "lower-case level accepted, missing file is exit 2"
+    );
+}
+
+/// The user running the tests (`barman_user` set to it changes nothing).
+fn whoami() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into())
+}
+
+#[test]
+fn barman_user_is_become_from_root_and_enforced_otherwise() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(user) = barkeep_testkit::OsUser::for_server() else {
+        return;
+    };
+    let Some((uid, gid)) = user.ids() else {
+        return;
+    };
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let home = d.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).expect("chown");
+    let cfg = d.path().join("barman.conf");
+    let write = |u: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[barman]\nbarman_home = {}\nbarman_user = {u}\n\n[pg]\nconninfo = host=/nonexistent\nbackup_method = postgres\n",
+                home.display()
+            ),
+        )
+        .expect("config")
+    };
+    // Started as root: barkeep becomes barman_user; what it creates is that user's.
+    write(user.name());
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .args(["rebuild-xlogdb", "pg"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wals = home.join("pg").join("wals");
+    let meta = std::fs::metadata(&wals).expect("wals created");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
+    // Started as somebody else: refused, naming the user to run as.
+    write("root");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("-c").arg(&cfg).args(["list-servers"]);
+    user.apply(&mut cmd);
+    let out = cmd.output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("please run barkeep as 'root' user"), "{err}");
+    // A user that does not exist: said so.
+    write("no-such-user-here");
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("list-servers")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("'no-such-user-here' (barman_user) does not exist")
     );
 }

@@ -49,6 +49,9 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             return Err(Failure::usage(errors.to_string()));
         }
     };
+    // `barman_user`: started as root, become that user (re-executed); started as another
+    // user, refused — as Barman does.
+    barkeep_engine::become_barman_user(&config)?;
     // Private by default: the catalog holds every row of every database.
     barkeep_engine::catalog_group(&config)?;
     let level = logging::level(cli, config.global.choice("log_level"));
@@ -254,6 +257,7 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             recovery_conf_filename,
             remote_ssh_command,
             bwlimit,
+            owner,
         } => {
             use barkeep_engine::Target;
             let target = if let Some(t) = target_time {
@@ -288,6 +292,7 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
                 recovery_conf_filename: recovery_conf_filename.clone(),
                 remote_ssh_command: remote_ssh_command.clone(),
                 bwlimit: bwlimit.filter(|b| *b > 0),
+                owner: owner.clone(),
             };
             restore::restore(
                 &engine.server(server)?,

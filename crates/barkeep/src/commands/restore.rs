@@ -84,22 +84,37 @@ pub fn restore(
     ));
     out.line("Your PostgreSQL server has been successfully prepared for recovery!");
     out.line("");
-    for l in next_steps(dest, o, report.recovery_configured, report.wal_copied) {
+    for l in next_steps(
+        dest,
+        o,
+        r.owner.as_deref(),
+        report.recovery_configured,
+        report.wal_copied,
+    ) {
         out.line(&l);
     }
     Ok(())
 }
 
 /// What the operator does next; the same text is in docs/point-in-time-recovery.md.
-fn next_steps(dest: &Path, o: &RestoreOpts, recovery: bool, wal_copied: usize) -> Vec<String> {
+fn next_steps(
+    dest: &Path,
+    o: &RestoreOpts,
+    owner: Option<&str>,
+    recovery: bool,
+    wal_copied: usize,
+) -> Vec<String> {
     let d = dest.display();
-    let mut v = vec![
-        "Next steps".to_string(),
-        format!(
-            "  1. The files belong to the user who ran barkeep. Give them to the server's user: chown -R postgres: {d}"
-        ),
-        format!("  2. Start the server: pg_ctl -D {d} start   (or point your service at {d})"),
-    ];
+    let mut v = vec!["Next steps".to_string()];
+    match owner {
+        Some(u) => v.push(format!("  1. The files belong to {u}, the server's user.")),
+        None => v.push(format!(
+            "  1. The files belong to the user who ran barkeep. Give them to the server's user: chown -R postgres: {d}   (run as root, barkeep does it: --owner USER)"
+        )),
+    }
+    v.push(format!(
+        "  2. Start the server: pg_ctl -D {d} start   (or point your service at {d})"
+    ));
     if recovery {
         let what = match &o.target {
             Some(t) => format!("replay WAL up to {} and then", describe_target(t)),
