@@ -48,9 +48,7 @@ pub fn support(key: &str) -> Option<Support> {
         | "log_file"
         | "log_level" => Acts,
         "barman_user" => Acts,
-        "lock_directory_cleanup" => NoEffect(
-            "barkeep's locks are released by the kernel when their holder exits; stale lock files block nothing",
-        ),
+        "lock_directory_cleanup" => Acts,
         "config_changes_queue" => NoEffect("barkeep has no `config-update` queue"),
         "log_format" => NoEffect("barkeep formats its own log lines (tracing)"),
         // Servers: what every command uses.

@@ -983,3 +983,66 @@ impl Engine {
         out
     }
 }
+
+impl Server {
+    /// What `show-servers` adds to the settings, as Barman does: the live values read from
+    /// PostgreSQL (at most 10 s; a server that does not answer shows `connection_error`).
+    pub async fn live_values(&self) -> Vec<(String, String)> {
+        let s = self.settings();
+        if !s.active() || s.disabled() {
+            return Vec::new();
+        }
+        let r = match tokio::time::timeout(Duration::from_secs(10), self.remote()).await {
+            Ok(r) => r,
+            Err(_) => {
+                return vec![(
+                    "connection_error".into(),
+                    "PostgreSQL did not answer within 10 s".into(),
+                )];
+            }
+        };
+        let mut v: Vec<(String, String)> = Vec::new();
+        let mut put = |k: &str, val: Option<String>| {
+            v.push((k.to_string(), val.unwrap_or_else(|| "None".into())));
+        };
+        put("connection_error", r.connect_error.clone());
+        if r.version.is_none() {
+            return v;
+        }
+        put("server_txt_version", r.version_text.clone());
+        put("is_in_recovery", r.in_recovery.map(|b| py_bool(b)));
+        put("data_directory", r.data_directory.clone());
+        put("current_size", r.current_size.map(|s| s.to_string()));
+        put("current_xlog", r.current_wal.clone());
+        put("wal_level", r.wal_level.clone());
+        put("postgres_systemid", r.systemid.clone());
+        put("has_backup_privileges", r.backup_privileges.map(py_bool));
+        put("archive_mode", r.archive_mode.clone());
+        put("archive_command", r.archive_command.clone());
+        match &r.streaming {
+            Some(Ok(id)) => {
+                put("streaming", Some("True".into()));
+                put("streaming_systemid", Some(id.clone()));
+            }
+            Some(Err(e)) => {
+                put("streaming", Some("False".into()));
+                put("streaming_error", Some(e.clone()));
+            }
+            None => {}
+        }
+        if let Some(slot) = &self.typed().slot_name {
+            put(
+                "replication_slot",
+                Some(match r.slot.clone().flatten() {
+                    Some(st) => format!(
+                        "Record(slot_name='{slot}', active={}, restart_lsn={})",
+                        st.active.map_or("None".into(), py_bool),
+                        st.restart_lsn.map_or("None".into(), |l| format!("'{l}'"))
+                    ),
+                    None => "None".into(),
+                }),
+            );
+        }
+        v
+    }
+}

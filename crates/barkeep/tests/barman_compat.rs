@@ -336,6 +336,41 @@ fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
             .join(format!("pg/meta/{first}-backup.info"))
             .exists()
     );
+    // Barman's keep annotation, read by `keep --status` and honoured by retention; the
+    // crontab line only changes its program name.
+    assert_eq!(
+        ok(
+            sh.barkeep(&["keep", "pg", &first, "--status"]),
+            "barkeep keep --status"
+        ),
+        "Server pg:\n\tKeep: full\n"
+    );
+    let mut cfg = std::fs::read_to_string(&config).expect("config");
+    cfg.push_str("retention_policy = REDUNDANCY 1\n");
+    std::fs::write(&config, &cfg).expect("config");
+    let plan = json(&ok(
+        sh.barkeep(&["-f", "json", "retention", "pg", "--dry-run"]),
+        "barkeep retention --dry-run",
+    ));
+    let statuses: Vec<(String, String)> = plan["pg"]["plan"]["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .map(|v| {
+            (
+                v["backup_id"].as_str().unwrap_or_default().to_string(),
+                v["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (first.clone(), "KEEP:FULL".to_string()),
+            (second.clone(), "VALID".to_string())
+        ],
+        "{plan:#}"
+    );
     // Streaming resumes from pg_receivewal's files; backup with Barman's identity.json
     // (the defect: `invalid type: string "15", expected u32`); archive-wal appends to
     // Barman's xlog.db.
@@ -371,6 +406,25 @@ fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Monitoring: barkeep's check on Barman's catalog, with barkeep streaming.
+    let out = sh.barkeep(&["check", "pg"]).output().expect("check");
+    assert!(
+        out.status.success(),
+        "barkeep check on Barman's catalog:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // cron: one pass; barkeep's receiver is running, so no second one is started; with
+    // REDUNDANCY 2 and Barman's keep:full every backup stays.
+    cfg = cfg.replace(
+        "retention_policy = REDUNDANCY 1\n",
+        "retention_policy = REDUNDANCY 2\n",
+    );
+    std::fs::write(&config, &cfg).expect("config");
+    let cron = ok(sh.barkeep(&["cron"]), "barkeep cron");
+    assert!(!cron.contains("Starting streaming archiver"), "{cron}");
+    assert_eq!(barman_ids(&sh).len(), 3);
+    cfg = cfg.replace("retention_policy = REDUNDANCY 2\n", "");
+    std::fs::write(&config, &cfg).expect("config");
     kill(&mut ours, nix::sys::signal::Signal::SIGTERM);
 
     // --- Barman reads what barkeep wrote: three backups, all DONE; its own checks pass.

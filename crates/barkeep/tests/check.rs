@@ -206,6 +206,18 @@ fn check_and_status_speak_barmans_language() {
         );
     }
 
+    // show-servers adds the live values, as Barman's does.
+    let ss = home.run(&["show-servers", "pg"]);
+    for want in [
+        "\tserver_txt_version: ",
+        "\tstreaming: True  (live)",
+        "\twal_level: replica  (live)",
+        "\tconnection_error: None  (live)",
+        "\treplication_slot: Record(slot_name='barkeep', active=True",
+    ] {
+        assert!(ss.contains(want), "{want:?} in\n{ss}");
+    }
+
     // A stopped receiver: the slot is not active and nothing receives.
     kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let (code, text) = check(&home, &["check", "pg"]);

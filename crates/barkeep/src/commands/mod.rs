@@ -69,7 +69,7 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
         Command::ShowServers {
             servers,
             show_config_source,
-        } => servers::show(&engine, servers, *show_config_source, out),
+        } => servers::show(&engine, rt, servers, *show_config_source, out),
         Command::Diagnose { show_config_source } => {
             servers::diagnose(&engine, *show_config_source, out)
         }

@@ -55,13 +55,19 @@ fn console_value(key: &str, v: Option<&Value>) -> String {
 /// `show-servers SERVER…|all`.
 pub fn show(
     engine: &Engine,
+    rt: &tokio::runtime::Runtime,
     names: &[String],
     with_source: bool,
     out: &Output,
 ) -> Result<(), Failure> {
     for server in engine.servers(names)? {
         let s = server.settings();
-        let rows = effective_settings(engine.config(), s);
+        let mut rows = effective_settings(engine.config(), s);
+        // Barman's show-servers adds what the server says about itself.
+        for (k, v) in rt.block_on(server.live_values()) {
+            rows.push((k, Some(Value::Str(v)), "live".into()));
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         if out.is_json() {
             out.json(s.name.clone(), settings_json(&rows, with_source));
             continue;
