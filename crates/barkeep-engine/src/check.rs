@@ -1010,7 +1010,7 @@ impl Server {
             return v;
         }
         put("server_txt_version", r.version_text.clone());
-        put("is_in_recovery", r.in_recovery.map(|b| py_bool(b)));
+        put("is_in_recovery", r.in_recovery.map(py_bool));
         put("data_directory", r.data_directory.clone());
         put("current_size", r.current_size.map(|s| s.to_string()));
         put("current_xlog", r.current_wal.clone());
