@@ -1,6 +1,7 @@
 //! The fault campaign: the real `barkeep` binary against real PostgreSQL under pgbench
 //! load, with `pg_receivewal` on its own slot as the reference, through random faults —
-//! SIGKILLs of receive-wal, archive-wal, backup, restore and delete at random instants,
+//! SIGKILLs of receive-wal, archive-wal, backup, restore, delete and cron (retention
+//! applying) at random instants,
 //! PostgreSQL crashes and restarts, replication connections cut or stalled (a TCP proxy),
 //! a full disk under the catalog (a loop-mounted file system), and bad files in
 //! `incoming/`. After them it asserts what a user relies on:
@@ -63,9 +64,10 @@ enum Fault {
     BadInput,
     Promote,
     CrashAtRename,
+    KillCron,
 }
 
-const FAULTS: [Fault; 14] = [
+const FAULTS: [Fault; 15] = [
     Fault::KillReceiver,
     Fault::KillArchiveWal,
     Fault::KillBackup,
@@ -80,6 +82,7 @@ const FAULTS: [Fault; 14] = [
     Fault::BadInput,
     Fault::Promote,
     Fault::CrashAtRename,
+    Fault::KillCron,
 ];
 
 struct Campaign {
@@ -644,7 +647,77 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
         Fault::DiskFull => disk_full(cp, trial),
         Fault::BadInput => bad_input(cp, rng, trial),
         Fault::Promote => promote_standby(cp, c, pg, trial),
+        Fault::KillCron => kill_cron(cp, rng, trial),
         Fault::CrashAtRename => crash_at_rename(cp, rng, trial),
+    }
+}
+
+/// `cron` applying retention (a second configuration of the same catalog adds
+/// `retention_policy = REDUNDANCY 2`; its receiver is the campaign's, so cron starts
+/// none), killed at a random instant: the next cron finishes the job — the plan it then
+/// shows deletes nothing — and no backup is left half-deleted.
+fn kill_cron(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
+    let fault = Fault::KillCron;
+    let cfg = cp.dir.path().join("retention.conf");
+    let text = std::fs::read_to_string(&cp.config).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("streaming_archiver = on", "streaming_archiver = off")
+            + "retention_policy = REDUNDANCY 2\n",
+    )
+    .expect("retention config");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("-c").arg(&cfg).args(args).stdin(Stdio::null());
+        c
+    };
+    if cp.done_backups().len() < 3 {
+        let _ = cp
+            .cmd(&["backup", "--wait", "--wait-timeout", "60", "pg"])
+            .output();
+    }
+    let mut p = run(&["cron"])
+        .stdout(Stdio::null())
+        .stderr(cp.log_file("cron.log"))
+        .spawn()
+        .expect("cron");
+    std::thread::sleep(rng.millis(600));
+    kill(&mut p, Signal::SIGKILL);
+    let out = run(&["cron"]).output().expect("cron");
+    if !out.status.success() {
+        cp.fail(
+            trial,
+            fault,
+            format!(
+                "cron after a killed cron: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        );
+    }
+    let out = run(&["-f", "json", "retention", "pg", "--dry-run"])
+        .output()
+        .expect("plan");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let left = plan["pg"]["plan"]["backups"]
+        .as_array()
+        .map(|b| b.iter().filter(|v| v["delete"] == true).count())
+        .unwrap_or(usize::MAX);
+    if left != 0 {
+        cp.fail(
+            trial,
+            fault,
+            format!("the plan after cron still deletes {left} backups: {plan}"),
+        );
+    }
+    // Every listed backup still has its data.
+    for (id, status) in cp.backups() {
+        if status == "DONE" && !cp.server_dir().join("base").join(&id).join("data").exists() {
+            cp.fail(
+                trial,
+                fault,
+                format!("DONE backup {id} has no data after a killed cron"),
+            );
+        }
     }
 }
 

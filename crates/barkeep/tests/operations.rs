@@ -326,6 +326,27 @@ fn a_backup_kept_only_by_gfs_still_restores() {
         &dest,
     ]);
     assert!(out.contains("successfully prepared for recovery"), "{out}");
+    // Run as root, the restored tree went to the owner of the destination's parent (the
+    // server's user), and the next steps say so instead of asking for a chown.
+    if let Some((uid, _)) = r.os_user().ids() {
+        let owner =
+            |p: &Path| std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(p).expect("stat"));
+        let parent = Path::new(&dest).parent().expect("parent");
+        if owner(parent) == uid {
+            assert_eq!(owner(Path::new(&dest)), uid);
+            assert_eq!(
+                owner(&Path::new(&dest).join("global").join("pg_control")),
+                uid
+            );
+            assert!(
+                out.contains(&format!("The files belong to {}", r.os_user().name())),
+                "{out}"
+            );
+            assert!(!out.contains("chown -R"), "{out}");
+        } else {
+            panic!("the target's parent directory does not belong to the server's user");
+        }
+    }
     let mut r = r;
     r.adopt_data_dir("").expect("adopt");
     r.start().expect("start restored");
