@@ -711,10 +711,9 @@ impl ServerArchive {
         if ready.is_empty() {
             return Ok(Vec::new());
         }
-        let _xlogdb_lock = LockFile::acquire_blocking(&self.lock_dir, &self.server, "xlogdb")?;
-        let mut entries = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut committed = Vec::new();
+        // Pre-archive hooks first, outside the xlog.db lock: a retry script may wait
+        // minutes, and the receiver must go on archiving meanwhile.
+        let mut accepted = Vec::new();
         for p in &ready {
             // The source as it waits (compressed already when a client compressed it).
             let source_codec = head(&p.source)
@@ -730,6 +729,13 @@ impl ServerArchive {
                 }
                 continue;
             }
+            accepted.push((p, waiting.time));
+        }
+        let xlogdb_lock = LockFile::acquire_blocking(&self.lock_dir, &self.server, "xlogdb")?;
+        let mut entries = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut committed = Vec::new();
+        for (p, time) in accepted {
             if let Some(t) = &p.temp {
                 durable::rename_durable(t, &p.dest)?;
             }
@@ -740,11 +746,12 @@ impl ServerArchive {
             });
             // Barman reports the time of the file as it arrived.
             let mut stored = ArchivedFile::of(&p.dest, p.name.name(), p.codec);
-            stored.time = waiting.time;
+            stored.time = time;
             committed.push((p, stored));
         }
         durable::create_dir_all_durable(&self.xlogdb_dir)?;
         xlogdb::append(&self.xlogdb(), &entries)?;
+        drop(xlogdb_lock);
         for (p, info) in &committed {
             durable::remove_durable(&p.source)?;
             tracing::info!(server = %self.server, "archived {} ({})", p.name.name(), p.codec.name());

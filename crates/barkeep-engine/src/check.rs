@@ -739,19 +739,31 @@ impl Engine {
     /// `check SERVER…|all`: the servers' checks, run concurrently, sorted by name as
     /// Barman prints them.
     pub async fn check(&self, servers: Vec<Server>, timeout: Option<u64>) -> Vec<CheckReport> {
-        let mut set = tokio::task::JoinSet::new();
-        for s in servers {
-            set.spawn(async move { s.check(timeout).await });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(r) = r {
-                out.push(r);
-            }
-        }
-        out.sort_by(|a, b| a.server.cmp(&b.server));
-        out
+        concurrently(servers, move |s| async move { s.check(timeout).await }).await
     }
+}
+
+/// Runs `f` for every server at once, the results sorted by server name.
+async fn concurrently<T, F, Fut>(servers: Vec<Server>, f: F) -> Vec<T>
+where
+    F: Fn(Server) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for s in servers {
+        let name = s.name().to_string();
+        let fut = f(s);
+        set.spawn(async move { (name, fut.await) });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -969,18 +981,7 @@ impl Server {
 impl Engine {
     /// `status SERVER…|all`, concurrently, sorted by name.
     pub async fn status(&self, servers: Vec<Server>) -> Vec<StatusReport> {
-        let mut set = tokio::task::JoinSet::new();
-        for s in servers {
-            set.spawn(async move { s.status().await });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(r) = r {
-                out.push(r);
-            }
-        }
-        out.sort_by(|a, b| a.server.cmp(&b.server));
-        out
+        concurrently(servers, |s| async move { s.status().await }).await
     }
 }
 

@@ -26,6 +26,8 @@ pub struct RetentionDone {
     pub deleted: Vec<String>,
     /// WAL files removed.
     pub wal_removed: usize,
+    /// `retention_gfs` as configured, with its zone (`7 DAILY, 12 MONTHLY in UTC`).
+    pub gfs: Option<String>,
 }
 
 /// What `keep` did or found.
@@ -141,6 +143,10 @@ impl Server {
             plan,
             deleted: Vec::new(),
             wal_removed: 0,
+            gfs: self
+                .typed()
+                .retention_gfs
+                .map(|g| format!("{g} in {}", self.typed().retention_gfs_timezone.name())),
         };
         if dry_run || !done.plan.enforced {
             return Ok(done);

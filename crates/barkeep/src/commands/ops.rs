@@ -248,18 +248,8 @@ pub fn retention(s: &Server, dry_run: bool, out: &Output) -> Result<(), Failure>
         p.policy.as_deref().unwrap_or("no retention_policy")
     );
     head.push_str(&format!(", minimum_redundancy {}", p.minimum_redundancy));
-    if let Some(g) = &p.gfs {
-        let kinds: Vec<String> = [
-            (g.daily, "DAILY"),
-            (g.weekly, "WEEKLY"),
-            (g.monthly, "MONTHLY"),
-            (g.yearly, "YEARLY"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, k)| format!("{n} {k}"))
-        .collect();
-        head.push_str(&format!(", retention_gfs {}", kinds.join(", ")));
+    if let Some(g) = &done.gfs {
+        head.push_str(&format!(", retention_gfs {g}"));
     }
     out.line(&head);
     for v in p.backups.iter().rev() {
