@@ -137,9 +137,19 @@ impl LockFile {
 
     /// The PID written in a lock file, if the lock is currently held by a live process.
     pub fn holder(lock_dir: &Path, server: &str, task: &str) -> Option<u32> {
+        Self::holder_at(&Self::path_for(lock_dir, server, task))
+    }
+
+    /// Whether the lock file at `path` is held by a live process now.
+    pub fn is_held(path: &Path) -> bool {
+        Self::holder_at(path).is_some()
+    }
+
+    /// [`LockFile::holder`] for a lock file by path (a host-wide lock).
+    pub fn holder_at(path: &Path) -> Option<u32> {
         // Probed with a shared lock, never written: the holder's PID stays in the file,
         // and a process taking the lock at this instant retries past the probe.
-        let path = Self::path_for(lock_dir, server, task);
+        let path = path.to_path_buf();
         let file = File::open(&path).ok()?;
         match Flock::lock(file, FlockArg::LockSharedNonblock) {
             Ok(_probe) => None,

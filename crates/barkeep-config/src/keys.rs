@@ -49,6 +49,11 @@ pub enum Kind {
     Gfs,
     /// An IANA time zone name (`Europe/Madrid`, `UTC`).
     TimeZone,
+    /// A cron expression: 5 fields, or 6 with seconds first; `@hourly`, `@daily`, `@weekly`.
+    Schedule,
+    /// A delay: `auto` (5 % of the schedule's interval, at most 5 minutes), `N%` of the
+    /// interval (written `N%%`: the INI dialect escapes `%`), or `N`, `Ns`, `Nm`.
+    Jitter,
     /// `N HOURS|DAYS|WEEKS|MONTHS`.
     Interval,
     /// `N[k|Ki|M|Mi|G|Gi|T|Ti]`.
@@ -160,6 +165,7 @@ pub const GLOBAL_KEYS: &[KeySpec] = &[
         Path,
         Some("%(barman_home)s"),
     ),
+    k("max_concurrent_backups", Global, INT1, Some("2")),
     k("lock_directory_cleanup", Global, Bool, Some("true")),
     k(
         "config_changes_queue",
@@ -324,6 +330,12 @@ pub const SERVER_KEYS: &[KeySpec] = &[
     // both keys, so a shared configuration stays valid for it).
     k("retention_gfs", Both, Gfs, None),
     k("retention_gfs_timezone", Both, TimeZone, Some("UTC")),
+    // barkeep's daemon: when jobs run.
+    k("backup_schedule", Both, Schedule, None),
+    k("schedule_timezone", Both, TimeZone, None),
+    k("backup_schedule_jitter", Both, Jitter, Some("auto")),
+    k("retention_schedule", Both, Schedule, Some("@hourly")),
+    k("check_schedule", Both, Schedule, Some("* * * * *")),
     k(
         "retention_policy_mode",
         Both,

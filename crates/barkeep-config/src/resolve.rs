@@ -358,6 +358,8 @@ pub fn parse_kind(kind: Kind, text: &str) -> Result<Value, String> {
         Kind::Retention => Value::Retention(text.parse()?),
         Kind::Gfs => Value::Gfs(text.parse()?),
         Kind::TimeZone => Value::TimeZone(values::parse_timezone(text)?),
+        Kind::Schedule => Value::Str(values::parse_schedule(text)?),
+        Kind::Jitter => Value::Str(values::parse_jitter(text)?),
         Kind::Interval => Value::Interval(text.parse()?),
         Kind::Size => Value::Size(text.parse()?),
         Kind::Level => Value::Level(values::parse_level(text)?),

@@ -112,6 +112,12 @@ pub fn support(key: &str) -> Option<Support> {
         | "wal_retention_policy"
         | "retention_gfs"
         | "retention_gfs_timezone" => Acts,
+        "backup_schedule"
+        | "schedule_timezone"
+        | "backup_schedule_jitter"
+        | "retention_schedule"
+        | "check_schedule"
+        | "max_concurrent_backups" => Acts,
         "last_backup_maximum_age"
         | "last_wal_maximum_age"
         | "last_backup_minimum_size"

@@ -66,7 +66,10 @@ impl FromValue for String {
         }
     }
     fn accepts(kind: Kind) -> bool {
-        matches!(kind, Kind::Str | Kind::Conninfo | Kind::SlotName)
+        matches!(
+            kind,
+            Kind::Str | Kind::Conninfo | Kind::SlotName | Kind::Schedule | Kind::Jitter
+        )
     }
 }
 
@@ -361,6 +364,16 @@ typed_settings! {
         retention_gfs: Option<GfsCounts> = "retention_gfs",
         /// `retention_gfs_timezone` (barkeep).
         retention_gfs_timezone: chrono_tz::Tz = "retention_gfs_timezone",
+        /// `backup_schedule` (daemon).
+        backup_schedule: Option<String> = "backup_schedule",
+        /// `schedule_timezone` (daemon; unset: the host's zone).
+        schedule_timezone: Option<chrono_tz::Tz> = "schedule_timezone",
+        /// `backup_schedule_jitter` (daemon).
+        backup_schedule_jitter: String = "backup_schedule_jitter",
+        /// `retention_schedule` (daemon).
+        retention_schedule: String = "retention_schedule",
+        /// `check_schedule` (daemon).
+        check_schedule: String = "check_schedule",
         /// `retention_policy_mode`.
         retention_policy_mode: &'static str = "retention_policy_mode",
         /// `wal_retention_policy`.

@@ -252,6 +252,38 @@ impl fmt::Display for GfsCounts {
     }
 }
 
+/// A cron expression as the daemon reads it (croner: 5 fields, or 6 with seconds
+/// first; `@hourly`, `@daily`, `@weekly`…); the text, checked.
+pub fn parse_schedule(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    t.parse::<croner::Cron>().map(|_| t.to_string()).map_err(|e| {
+        format!("a cron expression (5 fields, or 6 with seconds first; @hourly, @daily, @weekly): {e}")
+    })
+}
+
+/// A jitter: `auto` (5 % of the schedule's interval, at most 5 minutes), `N%` of the
+/// interval, or `N`, `Ns`, `Nm` (a fixed maximum).
+pub fn parse_jitter(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let accepted = || {
+        "`auto`, `N%%` of the interval (0–100; `%` is written `%%` in these files), or `N`, `Ns`, `Nm` (seconds, minutes)"
+            .to_string()
+    };
+    let ok = if t.eq_ignore_ascii_case("auto") {
+        true
+    } else if let Some(p) = t.strip_suffix('%') {
+        p.trim().parse::<u32>().is_ok_and(|n| n <= 100)
+    } else {
+        let digits = t.trim_end_matches(['s', 'm']);
+        digits.parse::<u64>().is_ok() && t.len() - digits.len() <= 1
+    };
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(accepted())
+    }
+}
+
 /// An IANA time zone name.
 pub fn parse_timezone(s: &str) -> Result<chrono_tz::Tz, String> {
     s.trim().parse::<chrono_tz::Tz>().map_err(|_| {

@@ -455,6 +455,23 @@ impl Server {
         Ok(info)
     }
 
+    /// Whether a backup (or a delete) of this server holds its lock now.
+    pub fn backup_running(&self) -> bool {
+        self.catalog().is_ok_and(|c| c.is_locked("backup"))
+    }
+
+    /// Marks FAILED a backup whose process is gone and finishes interrupted deletes (what
+    /// every command does on opening the catalog); the ids marked.
+    pub fn recover_interrupted(&self) -> Result<Vec<String>> {
+        Ok(self.catalog()?.recover_crashed()?)
+    }
+
+    /// Whether `incoming/` holds files waiting to be archived.
+    pub fn incoming_waiting(&self) -> bool {
+        std::fs::read_dir(&self.typed().incoming_wals_directory)
+            .is_ok_and(|mut rd| rd.next().is_some())
+    }
+
     /// The catalog with interrupted backups and deletes dealt with, and the archive.
     fn open(&self) -> Result<(LocalCatalog, ServerArchive)> {
         let cat = self.catalog()?;

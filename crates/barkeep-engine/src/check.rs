@@ -959,6 +959,24 @@ impl Server {
                 t.minimum_redundancy
             ),
         );
+        if let Some(d) = crate::running_daemon(self.config()) {
+            row("daemon", "Daemon", format!("running (PID {})", d.pid));
+            if let Some(st) = d.servers.get(self.name()) {
+                let when = |t: Option<chrono::DateTime<Utc>>| {
+                    t.map_or("not scheduled".to_string(), |t| {
+                        t.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S %Z")
+                            .to_string()
+                    })
+                };
+                row("next_backup", "Next scheduled backup", when(st.next_backup));
+                row("next_retention", "Next retention", when(st.next_retention));
+                row("next_check", "Next check", when(st.next_check));
+                if let Some(b) = &st.last_backup {
+                    row("last_scheduled_backup", "Last scheduled backup", b.clone());
+                }
+            }
+        }
         if t.streaming_archiver {
             let locks = server::lock_dir(self.config());
             row(

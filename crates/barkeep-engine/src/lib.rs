@@ -29,6 +29,7 @@
 mod backup;
 mod check;
 mod cron;
+mod daemon_state;
 mod diagnose;
 mod error;
 mod events;
@@ -56,6 +57,9 @@ pub use barkeep_catalog::{
 pub use barkeep_wal::Lsn;
 pub use check::{CheckItem, CheckReport, StatusReport, StatusRow, human_timedelta};
 pub use cron::{CronDone, CronOpts, CronServer};
+pub use daemon_state::{
+    DAEMON_LOCK, DaemonState, ServerState, daemon_state_path, running_daemon, write_daemon_state,
+};
 pub use diagnose::{diagnose, effective_settings, setting_json, settings_json};
 pub use error::{EngineError, Result, render};
 pub use events::{Discard, Event, EventSink, Events};

@@ -163,6 +163,10 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Run all the time (in the foreground, for systemd and containers): WAL receivers
+    /// supervised, backups, retention and checks on their schedules. SIGHUP re-reads the
+    /// configuration; SIGTERM stops.
+    Daemon,
     /// Maintenance for every server, safe to run every minute: start missing WAL
     /// receivers, archive WAL, re-check waiting backups, apply retention, remove unused
     /// lock files.

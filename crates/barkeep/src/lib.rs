@@ -82,10 +82,18 @@ where
     let out = Output::new(cli.format, cli.quiet);
     // The one runtime of the process: operations that talk to PostgreSQL run on it; file
     // work runs on this thread, outside it.
-    let result = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The daemon serves many servers at once: its runtime has a thread per core, and
+    // blocking file work moves off the workers (`durable::blocking_io`).
+    let runtime = if matches!(cli.command, cli::Command::Daemon) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let result = match runtime {
         Ok(rt) => commands::dispatch(&cli, &rt, &out),
         Err(e) => Err(Failure::failed(format!(
             "cannot start the async runtime: {e}"

@@ -1,0 +1,229 @@
+//! `barkeep daemon` end to end on real PostgreSQL, schedules compressed to seconds: it
+//! streams WAL and takes scheduled backups; `status` shows what it will do next; a
+//! SIGKILL of the daemon and a restart leave nothing for a person to do; a SIGHUP adds a
+//! second server, which then gets its backups; SIGTERM stops it within 30 s with no
+//! backup left half-made; a restore of the newest backup holds the last committed row.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use barkeep_testkit::{Cluster, ClusterBuilder};
+use common::{BIN, Home, kill, wait_for};
+use nix::sys::signal::Signal;
+
+fn server_section(name: &str, c: &Cluster) -> String {
+    let ci = c.socket_conninfo("postgres", "postgres");
+    format!(
+        "\n[{name}]\ndescription = {name}\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep\ncreate_slot = auto\nimmediate_checkpoint = true\nbackup_schedule = */4 * * * * *\nbackup_schedule_jitter = 0\nretention_schedule = */5 * * * * *\ncheck_schedule = */3 * * * * *\nschedule_timezone = UTC\nretention_policy = REDUNDANCY 3\n"
+    )
+}
+
+fn daemon(home: &Home) -> Child {
+    Command::new(BIN)
+        .arg("-c")
+        .arg(&home.config)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(home.dir.path().join("daemon.log"))
+                .expect("log"),
+        ))
+        .spawn()
+        .expect("barkeep daemon")
+}
+
+/// (id, status) of a server's backups, newest first.
+fn backups(home: &Home, server: &str) -> Vec<(String, String)> {
+    let out = home
+        .cmd(&["-f", "json", "list-backups", server])
+        .output()
+        .expect("list");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v[server]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| {
+                    (
+                        b["backup_id"].as_str().unwrap_or_default().to_string(),
+                        b["status"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn done(home: &Home, server: &str) -> Vec<String> {
+    backups(home, server)
+        .into_iter()
+        .filter(|(_, s)| s == "DONE")
+        .map(|(id, _)| id)
+        .collect()
+}
+
+fn daemon_log(home: &Home) -> String {
+    std::fs::read_to_string(home.dir.path().join("daemon.log")).unwrap_or_default()
+}
+
+#[test]
+fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let a = ClusterBuilder::new(&pg).start().expect("start a");
+    let b = ClusterBuilder::new(&pg).start().expect("start b");
+    a.psql("CREATE TABLE marker (id int)").expect("table");
+    let home = Home::empty();
+    let global = format!(
+        "[barman]\nbarman_home = {}\nlog_level = INFO\nmax_concurrent_backups = 2\n",
+        home.home().display()
+    );
+    std::fs::write(
+        &home.config,
+        format!("{global}{}", server_section("pa", &a)),
+    )
+    .expect("config");
+
+    // Scheduled backups appear, DONE, while WAL streams.
+    let mut d = daemon(&home);
+    wait_for(
+        &home,
+        "two scheduled backups of pa",
+        Duration::from_secs(90),
+        || done(&home, "pa").len() >= 2,
+    );
+    let status = home.run(&["status", "pa"]);
+    assert!(status.contains("\tDaemon: running (PID "), "{status}");
+    assert!(status.contains("\tNext scheduled backup: 20"), "{status}");
+    assert!(
+        status.contains("\tReceive-wal: running"),
+        "{status}\n{}",
+        daemon_log(&home)
+    );
+
+    // SIGKILL of the daemon, then a restart: it goes on by itself.
+    kill(&mut d, Signal::SIGKILL);
+    let before = done(&home, "pa");
+    d = daemon(&home);
+    wait_for(
+        &home,
+        "a backup after the restart",
+        Duration::from_secs(90),
+        || done(&home, "pa").iter().any(|id| !before.contains(id)),
+    );
+    assert!(
+        backups(&home, "pa")
+            .iter()
+            .all(|(_, s)| s == "DONE" || s == "FAILED" || s == "WAITING_FOR_WALS"),
+        "{:?}",
+        backups(&home, "pa")
+    );
+
+    // SIGHUP with a second server added: it gets its backups; pa keeps going.
+    std::fs::write(
+        &home.config,
+        format!(
+            "{global}{}{}",
+            server_section("pa", &a),
+            server_section("pb", &b)
+        ),
+    )
+    .expect("config");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGHUP).expect("hup");
+    wait_for(
+        &home,
+        "a scheduled backup of the added server",
+        Duration::from_secs(90),
+        || !done(&home, "pb").is_empty(),
+    );
+    // A configuration that does not load is rejected; the old one stays in force.
+    std::fs::write(&home.config, format!("{global}[pa]\nactive = perhaps\n")).expect("bad");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGHUP).expect("hup");
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(
+        &home.config,
+        format!(
+            "{global}{}{}",
+            server_section("pa", &a),
+            server_section("pb", &b)
+        ),
+    )
+    .expect("config");
+    let n = done(&home, "pa").len() + backups(&home, "pa").len();
+    wait_for(
+        &home,
+        "pa still backed up after a rejected reload",
+        Duration::from_secs(60),
+        || done(&home, "pa").len() + backups(&home, "pa").len() != n,
+    );
+    assert!(
+        daemon_log(&home).contains("the new configuration is rejected"),
+        "{}",
+        daemon_log(&home)
+    );
+
+    // The last committed row, archived.
+    a.psql("INSERT INTO marker VALUES (42)").expect("row");
+    let seg = a
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(
+        &home,
+        "the marker's segment archived",
+        Duration::from_secs(60),
+        || {
+            let out = home.cmd(&["get-wal", "--peek", "1", "pa", &seg]).output();
+            out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&seg))
+        },
+    );
+
+    // SIGTERM: out within 30 s, exit 0, no backup left STARTED.
+    let t0 = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGTERM)
+        .expect("term");
+    let status = loop {
+        if let Ok(Some(st)) = d.try_wait() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the daemon did not stop in 30 s:\n{}",
+            daemon_log(&home)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}\n{}", daemon_log(&home));
+    for s in ["pa", "pb"] {
+        let all = backups(&home, s);
+        assert!(
+            all.iter()
+                .all(|(_, st)| st == "DONE" || st == "FAILED" || st == "WAITING_FOR_WALS"),
+            "{s}: {all:?}"
+        );
+    }
+    assert!(!home.run(&["status", "pa"]).contains("Daemon: running"));
+
+    // The newest backup of pa restores to the latest point with the marker.
+    let newest = done(&home, "pa").first().cloned().expect("a DONE backup");
+    let r = ClusterBuilder::new(&pg).create().expect("target");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    home.run(&["restore", "pa", &newest, &dest]);
+    let mut r = r;
+    r.adopt_data_dir("").expect("adopt");
+    r.start().expect("start restored");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery");
+    assert_eq!(
+        r.query_value("SELECT count(*) FROM marker WHERE id = 42")
+            .expect("count"),
+        "1"
+    );
+}
