@@ -18,6 +18,9 @@ use barkeep_archive::{ArchiveError, ServerArchive};
 
 use barkeep_catalog::{CatalogOps, LocalCatalog as Catalog};
 
+/// Told of every file archived: its name and stored size.
+pub type OnArchived = Arc<dyn Fn(&str, u64) + Send + Sync>;
+
 /// The background archiver of one server.
 #[derive(Debug)]
 pub struct BackgroundArchiver {
@@ -29,12 +32,20 @@ impl BackgroundArchiver {
     /// Starts the thread; it archives once at once (what a previous run left), then on
     /// every wake-up.
     pub fn start(catalog: Catalog) -> std::io::Result<BackgroundArchiver> {
+        Self::start_with(catalog, None)
+    }
+
+    /// [`BackgroundArchiver::start`], telling `on_archived` of each file archived.
+    pub fn start_with(
+        catalog: Catalog,
+        on_archived: Option<OnArchived>,
+    ) -> std::io::Result<BackgroundArchiver> {
         let archive = catalog.archive.clone();
         let (wake, woken) = sync_channel::<()>(1);
         let _ = wake.try_send(());
         let thread = std::thread::Builder::new()
             .name(format!("archiver-{}", archive.server))
-            .spawn(move || run(&catalog, &archive, &woken))?;
+            .spawn(move || run(&catalog, &archive, &woken, on_archived.as_ref()))?;
         Ok(BackgroundArchiver {
             wake: Some(wake),
             thread: Some(thread),
@@ -75,10 +86,15 @@ impl Drop for BackgroundArchiver {
     }
 }
 
-fn run(catalog: &Catalog, archive: &ServerArchive, woken: &Receiver<()>) {
+fn run(
+    catalog: &Catalog,
+    archive: &ServerArchive,
+    woken: &Receiver<()>,
+    on_archived: Option<&OnArchived>,
+) {
     // Ends when every sender is gone (the receiver stopped) and no wake-up is pending.
     while woken.recv().is_ok() {
-        archive_once(catalog, archive);
+        archive_once_with(catalog, archive, on_archived);
     }
 }
 
@@ -86,11 +102,25 @@ fn run(catalog: &Catalog, archive: &ServerArchive, woken: &Receiver<()>) {
 /// holding the lock is waited for a little (it may have listed the files before ours was
 /// complete).
 pub fn archive_once(catalog: &Catalog, archive: &ServerArchive) {
+    archive_once_with(catalog, archive, None)
+}
+
+fn archive_once_with(catalog: &Catalog, archive: &ServerArchive, on_archived: Option<&OnArchived>) {
     for attempt in 0..20 {
         match archive.archive_wal() {
             Ok(outcomes) => {
                 if !outcomes.is_empty() {
                     tracing::debug!(server = %archive.server, "{} file(s) processed", outcomes.len());
+                }
+                if let Some(f) = on_archived {
+                    for o in &outcomes {
+                        if let barkeep_archive::Outcome::Archived { name, .. } = o {
+                            let size = barkeep_archive::names::WalName::parse(name)
+                                .and_then(|w| std::fs::metadata(archive.archive_path(&w)).ok())
+                                .map_or(0, |m| m.len());
+                            f(name, size);
+                        }
+                    }
                 }
                 break;
             }

@@ -166,6 +166,9 @@ pub const GLOBAL_KEYS: &[KeySpec] = &[
         Some("%(barman_home)s"),
     ),
     k("max_concurrent_backups", Global, INT1, Some("2")),
+    // barkeep's daemon: Prometheus metrics and health over HTTP.
+    k("metrics_address", Global, Str, None),
+    k("metrics_token_file", Global, AbsPath, None),
     k("lock_directory_cleanup", Global, Bool, Some("true")),
     k(
         "config_changes_queue",

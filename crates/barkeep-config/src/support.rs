@@ -117,7 +117,9 @@ pub fn support(key: &str) -> Option<Support> {
         | "backup_schedule_jitter"
         | "retention_schedule"
         | "check_schedule"
-        | "max_concurrent_backups" => Acts,
+        | "max_concurrent_backups"
+        | "metrics_address"
+        | "metrics_token_file" => Acts,
         "last_backup_maximum_age"
         | "last_wal_maximum_age"
         | "last_backup_minimum_size"

@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+mod metrics;
 mod schedule;
 
 pub use schedule::{Schedule, jitter_for};
@@ -43,6 +44,7 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 #[derive(Clone)]
 struct Shared {
     backups: Arc<Semaphore>,
+    counters: Arc<metrics::Counters>,
     state: Arc<Mutex<DaemonState>>,
     config: Arc<Mutex<Arc<Config>>>,
 }
@@ -119,8 +121,14 @@ pub async fn run(path: PathBuf, sink: impl EventSink + Clone + 'static) -> Resul
         Err(e) => return Err(e.into()),
     };
     barkeep_engine::catalog_group(&config)?;
+    let counters = Arc::new(metrics::Counters::default());
+    let sink = metrics::CountingSink {
+        inner: sink,
+        counters: counters.clone(),
+    };
     let shared = Shared {
         backups: Arc::new(Semaphore::new(max_backups(&config))),
+        counters: counters.clone(),
         state: Arc::new(Mutex::new(DaemonState {
             pid: std::process::id(),
             started: Some(Utc::now()),
@@ -129,8 +137,39 @@ pub async fn run(path: PathBuf, sink: impl EventSink + Clone + 'static) -> Resul
         config: Arc::new(Mutex::new(Arc::new(config.clone()))),
     };
     let mut engine = Engine::new(config).with_events(sink.clone());
+    let current = Arc::new(Mutex::new(engine.clone()));
     let mut running: BTreeMap<String, Jobs> = BTreeMap::new();
     apply(&engine, &mut running, &shared);
+    // Metrics and health over HTTP, when asked for.
+    let http_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let http = match engine.config().global.str("metrics_address") {
+        Some(addr) => {
+            let token = match engine.config().global.path("metrics_token_file") {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| EngineError::io("read metrics_token_file", p, e))?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            Some(
+                metrics::serve(
+                    addr,
+                    token,
+                    current.clone(),
+                    counters.clone(),
+                    tokio::runtime::Handle::current(),
+                    http_stop.clone(),
+                )
+                .map_err(EngineError::Usage)?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(
         "barkeep daemon running (PID {}) for {} server(s)",
         std::process::id(),
@@ -172,6 +211,9 @@ pub async fn run(path: PathBuf, sink: impl EventSink + Clone + 'static) -> Resul
                             *c = Arc::new(new.clone());
                         }
                         engine = Engine::new(new).with_events(sink.clone());
+                        if let Ok(mut c) = current.lock() {
+                            *c = engine.clone();
+                        }
                         apply(&engine, &mut running, &shared);
                     }
                     Err(e) => tracing::error!(
@@ -183,7 +225,11 @@ pub async fn run(path: PathBuf, sink: impl EventSink + Clone + 'static) -> Resul
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    http_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     stop_all(&engine, running).await;
+    if let Some(h) = http {
+        let _ = h.join();
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -480,6 +526,7 @@ async fn scheduled(
                     tracing::warn!(server = %name, "check: FAILED {}", failed.join(", "));
                 }
                 shared.update(&name, |st| st.last_check_failed = Some(failed));
+                shared.counters.checked(report);
             }
         }
     }

@@ -1065,3 +1065,66 @@ impl Server {
         v
     }
 }
+
+/// What the daemon's metrics read from PostgreSQL about the WAL receiver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiverMetrics {
+    /// The receiver is connected (a walsender with its `application_name`).
+    pub connected: bool,
+    /// The server's current WAL position minus what the receiver reported durable.
+    pub lag_bytes: Option<u64>,
+    /// WAL the server keeps for the slot.
+    pub slot_retained_bytes: Option<u64>,
+}
+
+impl Server {
+    /// The receiver as PostgreSQL sees it (`None` when PostgreSQL does not answer).
+    pub async fn receiver_metrics(&self) -> Option<ReceiverMetrics> {
+        let mut c = self.connect_sql().await.ok()?;
+        let app = barkeep_pg::codec::frontend::quote_literal(&self.typed().streaming_archiver_name);
+        let here = "CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_receive_lsn() ELSE pg_catalog.pg_current_wal_lsn() END";
+        let lag = c
+            .query_value(&format!(
+                "SELECT pg_catalog.pg_wal_lsn_diff({here}, flush_lsn)::bigint FROM pg_catalog.pg_stat_replication WHERE application_name = {app} ORDER BY flush_lsn DESC NULLS LAST LIMIT 1"
+            ))
+            .await;
+        let connected = matches!(&lag, Ok(Some(_)));
+        let lag_bytes = lag
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|v| v.max(0) as u64);
+        let slot_retained_bytes = match &self.typed().slot_name {
+            Some(slot) => c
+                .query_value(&format!(
+                    "SELECT pg_catalog.pg_wal_lsn_diff({here}, restart_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = {}",
+                    barkeep_pg::codec::frontend::quote_literal(slot)
+                ))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|v| v.max(0) as u64),
+            None => None,
+        };
+        let _ = c.close().await;
+        Some(ReceiverMetrics {
+            connected,
+            lag_bytes,
+            slot_retained_bytes,
+        })
+    }
+
+    /// Free bytes on the file system of the server's catalog.
+    pub fn catalog_free_bytes(&self) -> Option<u64> {
+        let dir = &self.typed().backup_directory;
+        let probe = if dir.exists() {
+            dir.as_path()
+        } else {
+            self.config().barman_home()
+        };
+        nix::sys::statvfs::statvfs(probe)
+            .ok()
+            .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+    }
+}

@@ -44,6 +44,8 @@ pub enum Event {
         server: String,
         /// File name.
         name: String,
+        /// Bytes stored (after compression).
+        bytes: u64,
     },
     /// A file was rejected and moved aside.
     WalRejected {

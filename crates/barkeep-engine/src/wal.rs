@@ -291,8 +291,21 @@ impl Server {
         self.events
             .step(&name, format!("Starting receive-wal for server {name}"));
         // Completed segments are archived at once, and waiting backups promoted.
-        let archiver = barkeep_backup::archiver::BackgroundArchiver::start(self.catalog()?)
-            .map_err(|e| failed(format!("cannot start the archiving thread: {e}")))?;
+        let events = self.events.clone();
+        let srv = name.clone();
+        let on_archived: barkeep_backup::archiver::OnArchived =
+            Arc::new(move |file: &str, bytes| {
+                events.emit(Event::WalArchived {
+                    server: srv.clone(),
+                    name: file.to_string(),
+                    bytes,
+                })
+            });
+        let archiver = barkeep_backup::archiver::BackgroundArchiver::start_with(
+            self.catalog()?,
+            Some(on_archived),
+        )
+        .map_err(|e| failed(format!("cannot start the archiving thread: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         // The receiver holds the archiver's notifier: it must be gone before the archiver
         // is told to finish (the archiver thread ends when every notifier is dropped).
@@ -372,9 +385,14 @@ impl Server {
         for o in outcomes {
             match o {
                 Outcome::Archived { name, .. } => {
+                    let bytes = barkeep_archive::names::WalName::parse(name)
+                        .and_then(|w| self.archive().ok().map(|a| a.archive_path(&w)))
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map_or(0, |m| m.len());
                     self.events.emit(Event::WalArchived {
                         server: server.to_string(),
                         name: name.clone(),
+                        bytes,
                     });
                     archived.push(name.clone())
                 }

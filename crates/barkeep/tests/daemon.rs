@@ -68,6 +68,38 @@ fn done(home: &Home, server: &str) -> Vec<String> {
         .collect()
 }
 
+/// `GET path` on the daemon's HTTP server: (status code, body).
+fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (code, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 fn daemon_log(home: &Home) -> String {
     std::fs::read_to_string(home.dir.path().join("daemon.log")).unwrap_or_default()
 }
@@ -81,9 +113,13 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
     let b = ClusterBuilder::new(&pg).start().expect("start b");
     a.psql("CREATE TABLE marker (id int)").expect("table");
     let home = Home::empty();
+    let port = free_port();
+    let token_file = home.dir.path().join("metrics.token");
+    std::fs::write(&token_file, "s3cret\n").expect("token");
     let global = format!(
-        "[barman]\nbarman_home = {}\nlog_level = INFO\nmax_concurrent_backups = 2\n",
-        home.home().display()
+        "[barman]\nbarman_home = {}\nlog_level = INFO\nmax_concurrent_backups = 2\nmetrics_address = 127.0.0.1:{port}\nmetrics_token_file = {}\n",
+        home.home().display(),
+        token_file.display()
     );
     std::fs::write(
         &home.config,
@@ -143,6 +179,53 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         Duration::from_secs(90),
         || !done(&home, "pb").is_empty(),
     );
+    // /metrics: the series, with plausible values; the token is required.
+    assert_eq!(http_get(port, "/metrics", None).0, 401);
+    let (code, m) = http_get(port, "/metrics", Some("s3cret"));
+    assert_eq!(code, 200, "{m}");
+    let value = |series: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    assert_eq!(value("barkeep_up{server=\"pa\"}"), 1.0);
+    assert!(value("barkeep_last_backup_age_seconds{server=\"pa\"}") < 120.0);
+    assert!(value("barkeep_last_backup_duration_seconds{server=\"pa\"}") >= 0.0);
+    assert!(value("barkeep_last_backup_size_bytes{server=\"pa\"}") > 1e6);
+    assert!(value("barkeep_backups{server=\"pa\",status=\"DONE\"}") >= 1.0);
+    assert_eq!(value("barkeep_wal_receiver_connected{server=\"pa\"}"), 1.0);
+    assert!(
+        value("barkeep_wal_archived_total{server=\"pa\"}") >= 1.0,
+        "{m}"
+    );
+    assert!(value("barkeep_wal_archived_bytes_total{server=\"pa\"}") > 0.0);
+    assert!(value("barkeep_wal_lag_bytes{server=\"pa\"}") < 64e6);
+    assert!(value("barkeep_slot_retained_bytes{server=\"pa\"}") < 256e6);
+    assert!(value("barkeep_catalog_free_bytes{server=\"pa\"}") > 0.0);
+    assert!(
+        m.contains("barkeep_check_ok{server=\"pa\",check=\"receive_wal_running\"} 1"),
+        "{m}"
+    );
+    // /health: 200 while both are healthy, 503 while one server is down, 200 again.
+    wait_for(&home, "/health 200", Duration::from_secs(60), || {
+        http_get(port, "/health", Some("s3cret")).0 == 200
+    });
+    let mut b = b;
+    b.stop(barkeep_testkit::StopMode::Immediate)
+        .expect("stop b");
+    let (code, body) = http_get(port, "/health", Some("s3cret"));
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"pb\":{"), "{body}");
+    b.start().expect("start b again");
+    wait_for(
+        &home,
+        "/health 200 once pb is back",
+        Duration::from_secs(120),
+        || http_get(port, "/health", Some("s3cret")).0 == 200,
+    );
+
     // A configuration that does not load is rejected; the old one stays in force.
     std::fs::write(&home.config, format!("{global}[pa]\nactive = perhaps\n")).expect("bad");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGHUP).expect("hup");
