@@ -339,6 +339,15 @@ pub const SERVER_KEYS: &[KeySpec] = &[
     k("backup_schedule_jitter", Both, Jitter, Some("auto")),
     k("retention_schedule", Both, Schedule, Some("@hourly")),
     k("check_schedule", Both, Schedule, Some("* * * * *")),
+    // barkeep: restore drills.
+    k("drill_schedule", Both, Schedule, None),
+    k("drill_sql", Both, Str, None),
+    no_model(k(
+        "drill_directory",
+        Both,
+        Path,
+        Some("%(barman_home)s/drills"),
+    )),
     k(
         "retention_policy_mode",
         Both,

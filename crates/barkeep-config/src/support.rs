@@ -119,7 +119,10 @@ pub fn support(key: &str) -> Option<Support> {
         | "check_schedule"
         | "max_concurrent_backups"
         | "metrics_address"
-        | "metrics_token_file" => Acts,
+        | "metrics_token_file"
+        | "drill_schedule"
+        | "drill_sql"
+        | "drill_directory" => Acts,
         "last_backup_maximum_age"
         | "last_wal_maximum_age"
         | "last_backup_minimum_size"

@@ -374,6 +374,12 @@ typed_settings! {
         retention_schedule: String = "retention_schedule",
         /// `check_schedule` (daemon).
         check_schedule: String = "check_schedule",
+        /// `drill_schedule` (daemon).
+        drill_schedule: Option<String> = "drill_schedule",
+        /// `drill_sql`: a probe run on the drilled copy.
+        drill_sql: Option<String> = "drill_sql",
+        /// `drill_directory`: where drills restore.
+        drill_directory: PathBuf = "drill_directory",
         /// `retention_policy_mode`.
         retention_policy_mode: &'static str = "retention_policy_mode",
         /// `wal_retention_policy`.

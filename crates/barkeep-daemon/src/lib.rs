@@ -330,6 +330,19 @@ fn start(s: &Server, shared: &Shared) -> Jobs {
             Err(e) => tracing::error!(server = %name, "backup_schedule = {b}: {e}"),
         }
     }
+    if let Some(d) = &t.drill_schedule {
+        match Schedule::parse(d, tz) {
+            Ok(sched) => handles.push(tokio::spawn(scheduled(
+                s.clone(),
+                token.clone(),
+                shared.clone(),
+                Job::Drill,
+                sched,
+                "0".into(),
+            ))),
+            Err(e) => tracing::error!(server = %name, "drill_schedule = {d}: {e}"),
+        }
+    }
     for (job, text) in [
         (Job::Retention, &t.retention_schedule),
         (Job::Check, &t.check_schedule),
@@ -454,6 +467,7 @@ enum Job {
     Backup,
     Retention,
     Check,
+    Drill,
 }
 
 impl Job {
@@ -462,6 +476,7 @@ impl Job {
             Job::Backup => "backup_schedule",
             Job::Retention => "retention_schedule",
             Job::Check => "check_schedule",
+            Job::Drill => "drill_schedule",
         }
     }
 }
@@ -487,6 +502,7 @@ async fn scheduled(
             Job::Backup => st.next_backup = Some(at),
             Job::Retention => st.next_retention = Some(at),
             Job::Check => st.next_check = Some(at),
+            Job::Drill => {}
         });
         let wait = (at - now).to_std().unwrap_or_default();
         tokio::select! {
@@ -514,6 +530,21 @@ async fn scheduled(
                     Err(e) => tracing::error!(server = %name, "retention task: {e}"),
                 }
             }
+            Job::Drill => match s.drill("latest").await {
+                Ok(r) if r.success => tracing::info!(
+                    server = %name,
+                    "drill of backup {} passed in {:.1} s",
+                    r.backup_id,
+                    r.duration_seconds
+                ),
+                Ok(r) => tracing::error!(
+                    server = %name,
+                    "drill of backup {} FAILED: {}",
+                    r.backup_id,
+                    r.error.as_deref().unwrap_or("")
+                ),
+                Err(e) => tracing::error!(server = %name, "drill: {}", barkeep_engine::render(&e)),
+            },
             Job::Check => {
                 let report = s.check(None).await;
                 let failed: Vec<String> = report

@@ -92,6 +92,7 @@ pub(crate) async fn render(engine: &Engine, counters: &Counters) -> String {
     let retained = Family::<ServerLabel, Gauge>::default();
     let check_ok = Family::<CheckLabel, Gauge>::default();
     let free = Family::<ServerLabel, Gauge>::default();
+    let drill = Family::<ServerLabel, Gauge>::default();
     let wal = counters.wal.lock().map(|m| m.clone()).unwrap_or_default();
     let checks = counters
         .checks
@@ -127,6 +128,14 @@ pub(crate) async fn render(engine: &Engine, counters: &Counters) -> String {
                     status: st,
                 })
                 .set(n);
+        }
+        // The newest drill recorded beside any backup.
+        if let Some(r) = rows
+            .iter()
+            .filter_map(|r| s.last_drill(&r.backup_id))
+            .max_by(|a, b| a.started.cmp(&b.started))
+        {
+            drill.get_or_create(&l).set(i64::from(r.success));
         }
         if let Some(newest) = rows.iter().find(|r| r.status == "DONE")
             && let Ok(d) = s.show_backup(&newest.backup_id)
@@ -232,6 +241,11 @@ pub(crate) async fn render(engine: &Engine, counters: &Counters) -> String {
         "barkeep_catalog_free_bytes",
         "Free bytes on the catalog's file system",
         free,
+    );
+    reg.register(
+        "barkeep_last_drill_success",
+        "1 when the newest restore drill passed",
+        drill,
     );
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &reg) {

@@ -31,6 +31,7 @@ mod check;
 mod cron;
 mod daemon_state;
 mod diagnose;
+mod drill;
 mod error;
 mod events;
 mod hooks;
@@ -63,6 +64,7 @@ pub use daemon_state::{
     DAEMON_LOCK, DaemonState, ServerState, daemon_state_path, running_daemon, write_daemon_state,
 };
 pub use diagnose::{diagnose, effective_settings, setting_json, settings_json};
+pub use drill::DrillReport;
 pub use error::{EngineError, Result, render};
 pub use events::{Discard, Event, EventSink, Events};
 pub use restore::{RestoreDone, RestoreOpts, Target, describe_target};

@@ -163,6 +163,15 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Restore drill: restore a backup into a scratch directory, start PostgreSQL on it,
+    /// replay to consistency, run pg_amcheck and `drill_sql`, record the result, clean up.
+    Drill {
+        /// Server name.
+        server: String,
+        /// Backup id, name or shortcut (default: latest).
+        #[arg(default_value = "latest")]
+        backup_id: String,
+    },
     /// Run all the time (in the foreground, for systemd and containers): WAL receivers
     /// supervised, backups, retention and checks on their schedules. SIGHUP re-reads the
     /// configuration; SIGTERM stops.

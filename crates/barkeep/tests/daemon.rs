@@ -15,8 +15,13 @@ use nix::sys::signal::Signal;
 
 fn server_section(name: &str, c: &Cluster) -> String {
     let ci = c.socket_conninfo("postgres", "postgres");
+    let bin = c
+        .install()
+        .tool("postgres")
+        .and_then(|p| p.parent().map(|d| d.display().to_string()))
+        .unwrap_or_default();
     format!(
-        "\n[{name}]\ndescription = {name}\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep\ncreate_slot = auto\nimmediate_checkpoint = true\nbackup_schedule = */4 * * * * *\nbackup_schedule_jitter = 0\nretention_schedule = */5 * * * * *\ncheck_schedule = */3 * * * * *\nschedule_timezone = UTC\nretention_policy = REDUNDANCY 3\n"
+        "\n[{name}]\ndescription = {name}\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep\ncreate_slot = auto\nimmediate_checkpoint = true\nbackup_schedule = */4 * * * * *\nbackup_schedule_jitter = 0\nretention_schedule = */5 * * * * *\ncheck_schedule = */3 * * * * *\ndrill_schedule = */15 * * * * *\npath_prefix = {bin}\nschedule_timezone = UTC\nretention_policy = REDUNDANCY 3\n"
     )
 }
 
@@ -207,6 +212,17 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
     assert!(
         m.contains("barkeep_check_ok{server=\"pa\",check=\"receive_wal_running\"} 1"),
         "{m}"
+    );
+    // A scheduled drill passes, and says so in the metrics.
+    wait_for(
+        &home,
+        "a scheduled drill of pa",
+        Duration::from_secs(90),
+        || {
+            http_get(port, "/metrics", Some("s3cret"))
+                .1
+                .contains("barkeep_last_drill_success{server=\"pa\"} 1")
+        },
     );
     // /health: 200 while both are healthy, 503 while one server is down, 200 again.
     wait_for(&home, "/health 200", Duration::from_secs(60), || {

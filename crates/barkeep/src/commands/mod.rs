@@ -225,6 +225,10 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             ops::status(&rt.block_on(engine.status(list)), out);
             Ok(())
         }
+        Command::Drill { server, backup_id } => {
+            let report = rt.block_on(engine.server(server)?.drill(backup_id))?;
+            ops::drill(&report, out)
+        }
         Command::Daemon => Ok(rt.block_on(barkeep_daemon::run(path.clone(), Sink(out.clone())))?),
         Command::Cron { keep_descriptors } => ops::cron(&engine, *keep_descriptors, out),
         Command::LockDirectoryCleanup => {

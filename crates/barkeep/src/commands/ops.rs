@@ -1,6 +1,8 @@
 //! Rendering the unattended operations: `keep`, `retention`.
 
-use barkeep_engine::{CheckReport, CronOpts, Engine, KeepAction, Server, StatusReport};
+use barkeep_engine::{
+    CheckReport, CronOpts, DrillReport, Engine, KeepAction, Server, StatusReport,
+};
 use serde_json::json;
 
 use crate::{Failure, Output};
@@ -220,6 +222,35 @@ pub fn status(reports: &[StatusReport], out: &Output) {
         for row in &r.rows {
             out.line(&format!("\t{}: {}", row.description, row.message));
         }
+    }
+}
+
+/// `drill SERVER [ID]`: the outcome; exit 1 when the drill failed.
+pub fn drill(r: &DrillReport, out: &Output) -> Result<(), Failure> {
+    if out.is_json() {
+        out.json(
+            r.server.clone(),
+            serde_json::to_value(r).unwrap_or_else(|e| json!({"error": e.to_string()})),
+        );
+    } else if r.success {
+        out.line(&format!(
+            "Drill of backup {} of server {}: PASSED in {:.1} s ({} WAL file(s) replayed; pg_amcheck {})",
+            r.backup_id,
+            r.server,
+            r.duration_seconds,
+            r.wal_replayed,
+            if r.amcheck { "passed" } else { "not installed" }
+        ));
+    }
+    match &r.error {
+        None => Ok(()),
+        Some(e) => Err(Failure {
+            code: 1,
+            message: format!(
+                "Drill of backup {} of server {}: FAILED: {e}",
+                r.backup_id, r.server
+            ),
+        }),
     }
 }
 
