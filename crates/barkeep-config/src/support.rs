@@ -50,7 +50,9 @@ pub fn support(key: &str) -> Option<Support> {
         "barman_user" => Acts,
         "lock_directory_cleanup" => Acts,
         "config_changes_queue" => NoEffect("barkeep has no `config-update` queue"),
-        "log_format" => NoEffect("barkeep formats its own log lines (tracing)"),
+        "log_format" => NoEffect(
+            "barkeep formats its own log lines (tracing); only `log_format = json` changes them (one JSON object per line)",
+        ),
         // Servers: what every command uses.
         "active"
         | "description"
@@ -199,6 +201,9 @@ pub fn support(key: &str) -> Option<Support> {
 /// What a written value of `key` means for barkeep: `Err(why)` when it is refused,
 /// `Ok(Some(why))` when it has no effect (warn once), `Ok(None)` when barkeep acts on it.
 pub fn verdict(key: &str, value: &str) -> Result<Option<&'static str>, String> {
+    if key == "log_format" && value.trim().eq_ignore_ascii_case("json") {
+        return Ok(None);
+    }
     if HOOK_KEYS.contains(&key) {
         return match hook_line_problem(value) {
             Some(why) => Err(why),

@@ -289,3 +289,70 @@ mod tests {
         assert!(unused_lock("old-receive-wal", &servers, exists));
     }
 }
+
+/// The tasks whose locks Barman's `list-processes` and `terminate-process` know.
+const TASKS: [&str; 6] = [
+    "backup",
+    "cron",
+    "archive-wal",
+    "receive-wal",
+    "sync-backup",
+    "sync-wals",
+];
+
+/// A process working for a server (the holder of one of its task locks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerProcess {
+    /// Its PID.
+    pub pid: u32,
+    /// The task (`backup`, `receive-wal`…).
+    pub name: String,
+    /// Whether it is the daemon (the task is one of its own).
+    pub daemon: bool,
+}
+
+impl Server {
+    /// `list-processes`: who holds this server's task locks now.
+    pub fn processes(&self) -> Vec<ServerProcess> {
+        let locks = server::lock_dir(self.config());
+        let daemon = crate::running_daemon(self.config()).map(|d| d.pid);
+        TASKS
+            .iter()
+            .filter_map(|t| {
+                LockFile::holder(&locks, self.name(), t).map(|pid| ServerProcess {
+                    pid,
+                    name: t.to_string(),
+                    daemon: Some(pid) == daemon,
+                })
+            })
+            .collect()
+    }
+
+    /// `terminate-process TASK`: SIGTERM to the process holding the task's lock. A task of
+    /// the running daemon is not stopped this way (the signal would stop the whole
+    /// daemon): change its configuration and send it SIGHUP, or stop the daemon.
+    pub fn terminate(&self, task: &str) -> Result<ServerProcess> {
+        let name = self.name();
+        let Some(p) = self.processes().into_iter().find(|p| p.name == task) else {
+            return Err(EngineError::Failed(format!(
+                "Termination of {task} failed: no such process for server {name}"
+            )));
+        };
+        if p.daemon {
+            return Err(EngineError::Refused(format!(
+                "{task} of server {name} is a task of the running barkeep daemon (PID {}): stop it by changing the configuration and sending SIGHUP, or stop the daemon",
+                p.pid
+            )));
+        }
+        let pid = i32::try_from(p.pid)
+            .map_err(|_| EngineError::Failed(format!("bad PID {} in the {task} lock", p.pid)))?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .map_err(|e| {
+            EngineError::Failed(format!("Cannot terminate process {task}({}): {e}", p.pid))
+        })?;
+        Ok(p)
+    }
+}

@@ -59,7 +59,7 @@ pub use barkeep_wal::Lsn;
 pub use check::{
     CheckItem, CheckReport, ReceiverMetrics, StatusReport, StatusRow, human_timedelta,
 };
-pub use cron::{CronDone, CronOpts, CronServer};
+pub use cron::{CronDone, CronOpts, CronServer, ServerProcess};
 pub use daemon_state::{
     DAEMON_LOCK, DaemonState, ServerState, daemon_state_path, running_daemon, write_daemon_state,
 };

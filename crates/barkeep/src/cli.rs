@@ -163,6 +163,20 @@ pub enum Command {
         #[arg(required = true, value_name = "SERVER_NAME")]
         servers: Vec<String>,
     },
+    /// Show the processes working for a server (who holds its task locks).
+    #[command(name = "list-processes", visible_alias = "list-process")]
+    ListProcesses {
+        /// Server name.
+        server: String,
+    },
+    /// Stop the process running a task of a server (`backup`, `receive-wal`…).
+    #[command(name = "terminate-process")]
+    TerminateProcess {
+        /// Server name.
+        server: String,
+        /// The task.
+        task: String,
+    },
     /// Restore drill: restore a backup into a scratch directory, start PostgreSQL on it,
     /// replay to consistency, run pg_amcheck and `drill_sql`, record the result, clean up.
     Drill {

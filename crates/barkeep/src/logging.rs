@@ -37,6 +37,16 @@ pub fn level(cli: &Cli, config_level: Option<&str>) -> &'static str {
 
 /// Installs the subscriber. Returns a warning to print when `log_file` cannot be opened.
 pub fn init(level: &str, log_file: Option<&Path>, color: ColorMode) -> Option<String> {
+    init_as(level, log_file, color, false)
+}
+
+/// [`init`], with one JSON object per line when `json` (`log_format = json`).
+pub fn init_as(
+    level: &str,
+    log_file: Option<&Path>,
+    color: ColorMode,
+    json: bool,
+) -> Option<String> {
     use std::io::IsTerminal;
     let ansi = match color {
         ColorMode::Always => true,
@@ -59,15 +69,20 @@ pub fn init(level: &str, log_file: Option<&Path>, color: ColorMode) -> Option<St
             None
         }
     });
-    let result = match file {
-        Some(f) => builder
+    let result = match (file, json) {
+        (Some(f), false) => builder
             .with_ansi(false)
             .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
             .try_init(),
-        None => builder
+        (None, false) => builder
             .with_ansi(ansi)
             .with_writer(std::io::stderr)
             .try_init(),
+        (Some(f), true) => builder
+            .json()
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(f)))
+            .try_init(),
+        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
     };
     // A second initialisation (the demo runs several commands in one process) is fine.
     let _ = result;

@@ -390,3 +390,36 @@ fn barman_user_is_become_from_root_and_enforced_otherwise() {
             .contains("'no-such-user-here' (barman_user) does not exist")
     );
 }
+
+#[test]
+fn log_format_json_gives_one_json_object_per_line() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let cfg = d.path().join("barman.conf");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[barman]\nbarman_home = {}\nlog_format = json\n\n[pg]\nconninfo = host=/nonexistent\nbackup_method = postgres\n",
+            d.path().join("home").display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(BIN)
+        .arg("-d")
+        .arg("-c")
+        .arg(&cfg)
+        .arg("list-servers")
+        .env_remove("BARKEEP_LOG")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{l}"
+        );
+    }
+}

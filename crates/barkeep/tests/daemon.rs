@@ -148,6 +148,15 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         "{status}\n{}",
         daemon_log(&home)
     );
+    // Its tasks show in list-processes; terminate-process does not kill the daemon.
+    let procs = home.run(&["list-processes", "pa"]);
+    assert!(procs.contains("receive-wal (barkeep daemon)"), "{procs}");
+    let out = home
+        .cmd(&["terminate-process", "pa", "receive-wal"])
+        .output()
+        .expect("terminate");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a task of the running barkeep daemon"));
 
     // SIGKILL of the daemon, then a restart: it goes on by itself.
     kill(&mut d, Signal::SIGKILL);
@@ -324,5 +333,67 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         r.query_value("SELECT count(*) FROM marker WHERE id = 42")
             .expect("count"),
         "1"
+    );
+}
+
+#[test]
+fn sigterm_during_a_backup_stops_in_time_and_the_backup_is_failed_never_done() {
+    let Some(pg) = barkeep_testkit::require_pg() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg).start().expect("start");
+    c.pgbench_init(3).expect("pgbench -i");
+    let home = Home::empty();
+    let ci = c.socket_conninfo("postgres", "postgres");
+    std::fs::write(
+        &home.config,
+        format!(
+            "[barman]\nbarman_home = {}\nlog_level = INFO\n\n[pg]\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep\ncreate_slot = auto\nimmediate_checkpoint = true\nbandwidth_limit = 2000\nbackup_schedule = */2 * * * * *\nbackup_schedule_jitter = 0\nschedule_timezone = UTC\n",
+            home.home().display()
+        ),
+    )
+    .expect("config");
+    let mut d = daemon(&home);
+    // A slow backup (2 MB/s) is copying.
+    wait_for(&home, "a backup copying", Duration::from_secs(60), || {
+        backups(&home, "pg").iter().any(|(_, s)| s == "STARTED")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGTERM)
+        .expect("term");
+    let status = loop {
+        if let Ok(Some(st)) = d.try_wait() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not stopped in 30 s:\n{}",
+            daemon_log(&home)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}\n{}", daemon_log(&home));
+    let all = backups(&home, "pg");
+    assert!(!all.is_empty());
+    assert!(
+        all.iter().all(|(_, s)| s == "FAILED"),
+        "the interrupted backup must be FAILED: {all:?}\n{}",
+        daemon_log(&home)
+    );
+    // What PostgreSQL was told is durable is on disk here: the slot's restart position
+    // is covered by the archive or the receiver's partial segment.
+    let restart = c
+        .query_value("SELECT pg_walfile_name(restart_lsn - 1) FROM pg_replication_slots WHERE slot_name = 'barkeep'")
+        .expect("slot");
+    let partial = home
+        .server_dir()
+        .join("streaming")
+        .join(format!("{restart}.partial"));
+    assert!(
+        home.archived().contains(&restart)
+            || partial.exists()
+            || home.server_dir().join("streaming").join(&restart).exists(),
+        "segment {restart} acknowledged but not on disk"
     );
 }

@@ -262,12 +262,14 @@ fn cron_goes_on_past_a_broken_server_and_starts_one_receiver() {
     );
     let holders = std::fs::read_to_string(home.home().join(".pg-receive-wal.lock")).expect("lock");
     let pid: i32 = holders.trim().parse().expect("pid");
-    // Stop it (it is not this test's child).
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("stop receiver");
+    // list-processes shows it; terminate-process stops it, as Barman's do.
+    let listed = home.run(&["list-processes", "pg"]);
+    assert_eq!(
+        listed,
+        format!("Active subprocesses for server pg:\n{pid} receive-wal\n")
+    );
+    let stopped = home.run(&["terminate-process", "pg", "receive-wal"]);
+    assert_eq!(stopped, format!("Stopped process receive-wal({pid})\n"));
     wait_for(
         &home,
         "the receiver to stop",

@@ -55,7 +55,11 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
     // Private by default: the catalog holds every row of every database.
     barkeep_engine::catalog_group(&config)?;
     let level = logging::level(cli, config.global.choice("log_level"));
-    if let Some(w) = logging::init(level, config.global.path("log_file"), cli.color) {
+    let json = config
+        .global
+        .str("log_format")
+        .is_some_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    if let Some(w) = logging::init_as(level, config.global.path("log_file"), cli.color, json) {
         out.warning(&w);
     }
     for w in &config.warnings {
@@ -223,6 +227,15 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
         Command::Status { servers } => {
             let list = engine.servers(servers)?;
             ops::status(&rt.block_on(engine.status(list)), out);
+            Ok(())
+        }
+        Command::ListProcesses { server } => {
+            ops::list_processes(&engine.server(server)?, out);
+            Ok(())
+        }
+        Command::TerminateProcess { server, task } => {
+            let p = engine.server(server)?.terminate(task)?;
+            out.line(&format!("Stopped process {}({})", p.name, p.pid));
             Ok(())
         }
         Command::Drill { server, backup_id } => {

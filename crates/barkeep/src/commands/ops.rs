@@ -225,6 +225,37 @@ pub fn status(reports: &[StatusReport], out: &Output) {
     }
 }
 
+/// `list-processes SERVER`, as Barman prints it (the daemon's own tasks marked).
+pub fn list_processes(s: &Server, out: &Output) {
+    let list = s.processes();
+    if out.is_json() {
+        out.json(
+            s.name(),
+            json!(
+                list.iter()
+                    .map(|p| json!({"pid": p.pid, "name": p.name}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        return;
+    }
+    if list.is_empty() {
+        out.line(&format!(
+            "No active subprocesses found for server {}.",
+            s.name()
+        ));
+        return;
+    }
+    out.line(&format!("Active subprocesses for server {}:", s.name()));
+    for p in list {
+        if p.daemon {
+            out.line(&format!("{} {} (barkeep daemon)", p.pid, p.name));
+        } else {
+            out.line(&format!("{} {}", p.pid, p.name));
+        }
+    }
+}
+
 /// `drill SERVER [ID]`: the outcome; exit 1 when the drill failed.
 pub fn drill(r: &DrillReport, out: &Output) -> Result<(), Failure> {
     if out.is_json() {
