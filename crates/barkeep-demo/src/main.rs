@@ -2,12 +2,13 @@
 //!
 //! Creates a throwaway PostgreSQL cluster (with the newest installed PostgreSQL) with some
 //! data, writes a Barman-style configuration for it, and runs barkeep's whole job against
-//! it, printing each step: WAL streaming, a base backup, more writes, a point-in-time
-//! restore into a new data directory, the restored server started and checked.
+//! it, printing each step: `barkeep daemon` streaming WAL and taking scheduled backups,
+//! its metrics, a restore drill, more writes, a point-in-time restore into a new data
+//! directory, the restored server started and checked.
 //! Everything lives in temporary directories that are removed at the end.
 //!
-//! `barkeep-demo barkeep ARGS…` runs barkeep itself (the demo starts its WAL receiver
-//! that way, as a separate process).
+//! `barkeep-demo barkeep ARGS…` runs barkeep itself (the demo starts the daemon that way,
+//! as a separate process).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -90,14 +91,22 @@ fn main() -> Result<()> {
             inc = work.join("barman.d").display(),
         ),
     )?;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     std::fs::write(
         work.join("barman.d/demo.conf"),
         format!(
-            "[demo]\ndescription = \"Throwaway demo cluster (PostgreSQL {ver})\"\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep_demo\ncreate_slot = auto\n",
+            "[demo]\ndescription = \"Throwaway demo cluster (PostgreSQL {ver})\"\nconninfo = {ci}\nstreaming_conninfo = {ci}\nbackup_method = postgres\nstreaming_archiver = on\nslot_name = barkeep_demo\ncreate_slot = auto\npath_prefix = {bin}\n; the daemon: a backup every 15 seconds (a demo; think `0 2 * * *`)\nbackup_schedule = */15 * * * * *\nbackup_schedule_jitter = 0\ndrill_directory = {drills}\n",
             ver = pg.version,
             ci = cluster.socket_conninfo("postgres", "postgres"),
+            bin = pg.bin.display(),
+            drills = cluster.root().join("drills").display(),
         ),
     )?;
+    let mut global = std::fs::read_to_string(&config)?;
+    global.push_str(&format!("metrics_address = 127.0.0.1:{metrics_port}\n"));
+    std::fs::write(&config, global)?;
     println!("{}", std::fs::read_to_string(&config)?);
     println!(
         "{}",
@@ -109,16 +118,17 @@ fn main() -> Result<()> {
 
     step(
         5,
-        "stream WAL: `barkeep receive-wal demo` runs in the background",
+        "start `barkeep daemon`: it streams WAL and takes the scheduled backups",
     );
     let exe = std::env::current_exe().context("the demo's own path")?;
+    println!("$ barkeep -c {} daemon &", config.display());
     let mut receiver = Command::new(&exe)
         .args(["barkeep", "-c"])
         .arg(&config)
-        .args(["receive-wal", "demo"])
+        .arg("daemon")
         .stdin(Stdio::null())
         .spawn()
-        .context("start receive-wal")?;
+        .context("start the daemon")?;
     let streaming = work.join("home/demo/streaming");
     wait_until(
         "the receiver's first segment",
@@ -129,17 +139,37 @@ fn main() -> Result<()> {
 
     step(
         6,
-        "take a base backup and wait until its WAL is archived (status DONE)",
+        "wait for the first scheduled backup to be DONE (its WAL archived)",
     );
-    barkeep(
-        &config,
-        &["backup", "--wait", "--wait-timeout", "120", "demo"],
-    )?;
+    let meta = work.join("home/demo/meta");
+    wait_until("a scheduled backup", Duration::from_secs(120), || {
+        std::fs::read_dir(&meta).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("status=DONE")))
+        })
+    })?;
     barkeep(&config, &["list-backups", "demo"])?;
+    barkeep(&config, &["status", "demo"])?;
     barkeep(&config, &["verify-backup", "demo", "latest"])?;
 
+    step(7, "the daemon's metrics (Prometheus text at /metrics)");
+    println!("$ curl http://127.0.0.1:{metrics_port}/metrics");
+    let metrics = http_get(metrics_port, "/metrics")?;
+    for l in metrics.lines().filter(|l| {
+        !l.starts_with('#')
+            && (l.starts_with("barkeep_last_backup")
+                || l.starts_with("barkeep_wal_receiver_connected")
+                || l.starts_with("barkeep_wal_archived_total")
+                || l.starts_with("barkeep_backups{"))
+    }) {
+        println!("{l}");
+    }
+
+    step(8, "a restore drill: restore, start, check, clean up");
+    barkeep(&config, &["drill", "demo"])?;
+
     step(
-        7,
+        9,
         "more writes after the backup; note the time between two of them",
     );
     cluster.psql("CREATE TABLE demo_orders (id int PRIMARY KEY, note text)")?;
@@ -156,7 +186,7 @@ fn main() -> Result<()> {
         &["switch-wal", "--archive", "--archive-timeout", "60", "demo"],
     )?;
 
-    step(8, "restore to the target time into a new data directory");
+    step(10, "restore to the target time into a new data directory");
     let mut restored = ClusterBuilder::new(&pg)
         .create()
         .context("prepare the restore target")?;
@@ -177,7 +207,7 @@ fn main() -> Result<()> {
     )?;
 
     step(
-        9,
+        11,
         "start the restored server and check it stopped at the target",
     );
     restored.adopt_data_dir("")?;
@@ -195,9 +225,24 @@ fn main() -> Result<()> {
         );
     }
 
+    println!("\n$ kill -TERM <daemon>   (it stops at a durable point)");
     stop_receiver(&mut receiver)?;
     println!("\n==> done: the clusters and their files are removed now");
     Ok(())
+}
+
+/// The body of `GET path` on the daemon's HTTP server.
+fn http_get(port: u16, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    Ok(text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Stops the receiver (SIGTERM: it closes its segment cleanly).
