@@ -116,7 +116,54 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
     };
     let a = ClusterBuilder::new(&pg).start().expect("start a");
     let b = ClusterBuilder::new(&pg).start().expect("start b");
+    let c3 = ClusterBuilder::new(&pg).start().expect("start c");
     a.psql("CREATE TABLE marker (id int)").expect("table");
+    a.pgbench_init(1).expect("pgbench a");
+    b.pgbench_init(1).expect("pgbench b");
+    // Load on both, for the whole test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loaders = Vec::new();
+    for c in [&a, &b] {
+        let mut cmd = c.pgbench_command(1, 2, &[]).expect("pgbench");
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let stop = stop.clone();
+        loaders.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = cmd.status();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }));
+    }
+    // The reference: pg_receivewal on its own slot of a.
+    let reference = tempfile::tempdir().expect("reference");
+    let recvwal = a.install().tool("pg_receivewal").expect("pg_receivewal");
+    let ref_cmd = |extra: &[&str]| {
+        let mut cmd = Command::new(&recvwal);
+        cmd.arg("-h")
+            .arg(a.socket_dir())
+            .args([
+                "-p",
+                &a.port().to_string(),
+                "-U",
+                "postgres",
+                "-S",
+                "reference",
+                "-D",
+            ])
+            .arg(reference.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    assert!(
+        ref_cmd(&["--create-slot"])
+            .status()
+            .expect("slot")
+            .success()
+    );
+    let mut ref_proc = ref_cmd(&[]).spawn().expect("pg_receivewal");
     let home = Home::empty();
     let port = free_port();
     let token_file = home.dir.path().join("metrics.token");
@@ -128,7 +175,11 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
     );
     std::fs::write(
         &home.config,
-        format!("{global}{}", server_section("pa", &a)),
+        format!(
+            "{global}{}{}",
+            server_section("pa", &a),
+            server_section("pb", &b)
+        ),
     )
     .expect("config");
 
@@ -176,23 +227,22 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         backups(&home, "pa")
     );
 
-    // SIGHUP with a second server added: it gets its backups; pa keeps going.
-    std::fs::write(
-        &home.config,
-        format!(
-            "{global}{}{}",
-            server_section("pa", &a),
-            server_section("pb", &b)
-        ),
-    )
-    .expect("config");
+    // SIGHUP with a third server added: it gets its backups; the others keep going.
+    let three = format!(
+        "{global}{}{}{}",
+        server_section("pa", &a),
+        server_section("pb", &b),
+        server_section("pc", &c3)
+    );
+    std::fs::write(&home.config, &three).expect("config");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGHUP).expect("hup");
     wait_for(
         &home,
         "a scheduled backup of the added server",
         Duration::from_secs(90),
-        || !done(&home, "pb").is_empty(),
+        || !done(&home, "pc").is_empty(),
     );
+    assert!(!done(&home, "pb").is_empty());
     // /metrics: the series, with plausible values; the token is required.
     assert_eq!(http_get(port, "/metrics", None).0, 401);
     let (code, m) = http_get(port, "/metrics", Some("s3cret"));
@@ -255,15 +305,7 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
     std::fs::write(&home.config, format!("{global}[pa]\nactive = perhaps\n")).expect("bad");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGHUP).expect("hup");
     std::thread::sleep(Duration::from_secs(1));
-    std::fs::write(
-        &home.config,
-        format!(
-            "{global}{}{}",
-            server_section("pa", &a),
-            server_section("pb", &b)
-        ),
-    )
-    .expect("config");
+    std::fs::write(&home.config, &three).expect("config");
     let n = done(&home, "pa").len() + backups(&home, "pa").len();
     wait_for(
         &home,
@@ -308,7 +350,37 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status}\n{}", daemon_log(&home));
-    for s in ["pa", "pb"] {
+    // The WAL archive of pa has no gap: every segment the reference holds, from
+    // barkeep's first on, is archived, byte for byte.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loaders {
+        let _ = l.join();
+    }
+    kill(&mut ref_proc, Signal::SIGTERM);
+    let ours = home.archived_of("pa");
+    let first = ours.first().cloned().unwrap_or_default();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(reference.path())
+        .expect("reference")
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.len() != 24 || n < first {
+            continue;
+        }
+        if !ours.contains(&n) {
+            missing.push(n);
+            continue;
+        }
+        let got = home.cmd(&["get-wal", "pa", &n]).output().expect("get-wal");
+        let want = std::fs::read(e.path()).expect("reference segment");
+        assert!(got.stdout == want, "{n} differs from pg_receivewal's");
+    }
+    assert!(
+        missing.is_empty(),
+        "WAL gap: {missing:?} (barkeep from {first})"
+    );
+    for s in ["pa", "pb", "pc"] {
         let all = backups(&home, s);
         assert!(
             all.iter()

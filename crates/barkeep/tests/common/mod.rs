@@ -116,7 +116,11 @@ impl Home {
     }
     /// Archived segment names (not history/partial), sorted.
     pub fn archived(&self) -> Vec<String> {
-        let wals = self.server_dir().join("wals");
+        self.archived_of("pg")
+    }
+    /// Archived segment names of `server` (not history/partial), sorted.
+    pub fn archived_of(&self, server: &str) -> Vec<String> {
+        let wals = self.home().join(server).join("wals");
         let mut v = Vec::new();
         if let Ok(rd) = std::fs::read_dir(&wals) {
             for d in rd.flatten().filter(|d| d.path().is_dir()) {
