@@ -65,9 +65,10 @@ enum Fault {
     Promote,
     CrashAtRename,
     KillCron,
+    KillDaemon,
 }
 
-const FAULTS: [Fault; 15] = [
+const FAULTS: [Fault; 16] = [
     Fault::KillReceiver,
     Fault::KillArchiveWal,
     Fault::KillBackup,
@@ -83,6 +84,7 @@ const FAULTS: [Fault; 15] = [
     Fault::Promote,
     Fault::CrashAtRename,
     Fault::KillCron,
+    Fault::KillDaemon,
 ];
 
 struct Campaign {
@@ -648,6 +650,7 @@ fn run_fault(cp: &mut Campaign, env: &mut Env<'_>, trial: usize, fault: Fault) {
         Fault::BadInput => bad_input(cp, rng, trial),
         Fault::Promote => promote_standby(cp, c, pg, trial),
         Fault::KillCron => kill_cron(cp, rng, trial),
+        Fault::KillDaemon => kill_daemon(cp, rng, trial),
         Fault::CrashAtRename => crash_at_rename(cp, rng, trial),
     }
 }
@@ -717,6 +720,59 @@ fn kill_cron(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
                 fault,
                 format!("DONE backup {id} has no data after a killed cron"),
             );
+        }
+    }
+}
+
+/// `barkeep daemon` taking scheduled backups (a second configuration of the same catalog:
+/// a backup every 2 s; the campaign's receiver streams, so the daemon runs none),
+/// SIGKILLed at a random instant: afterwards nothing is left for a person — a backup
+/// works at once, and no backup stays STARTED.
+fn kill_daemon(cp: &mut Campaign, rng: &mut Rng, trial: usize) {
+    let fault = Fault::KillDaemon;
+    let cfg = cp.dir.path().join("daemon.conf");
+    let text = std::fs::read_to_string(&cp.config).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("streaming_archiver = on", "streaming_archiver = off")
+            + "backup_schedule = */2 * * * * *\nbackup_schedule_jitter = 0\nschedule_timezone = UTC\n",
+    )
+    .expect("daemon config");
+    let mut d = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(cp.log_file("daemon.log"))
+        .spawn()
+        .expect("daemon");
+    std::thread::sleep(Duration::from_millis(1500) + rng.millis(4000));
+    kill(&mut d, Signal::SIGKILL);
+    cp.must(
+        &["backup", "--wait", "--wait-timeout", "120", "pg"],
+        trial,
+        fault,
+        "a backup after a killed daemon",
+    );
+    if cp
+        .backups()
+        .iter()
+        .any(|(_, s)| s == "STARTED" || s == "EMPTY")
+    {
+        cp.fail(
+            trial,
+            fault,
+            format!(
+                "a backup stays STARTED after a killed daemon: {:?}",
+                cp.backups()
+            ),
+        );
+    }
+    let done = cp.done_backups();
+    if done.len() > 3 {
+        for id in done.iter().skip(3) {
+            let _ = cp.cmd(&["delete", "pg", id]).output();
         }
     }
 }
