@@ -502,7 +502,7 @@ async fn scheduled(
             Job::Backup => st.next_backup = Some(at),
             Job::Retention => st.next_retention = Some(at),
             Job::Check => st.next_check = Some(at),
-            Job::Drill => {}
+            Job::Drill => st.next_drill = Some(at),
         });
         let wait = (at - now).to_std().unwrap_or_default();
         tokio::select! {

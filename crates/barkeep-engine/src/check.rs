@@ -972,6 +972,9 @@ impl Server {
                 row("next_backup", "Next scheduled backup", when(st.next_backup));
                 row("next_retention", "Next retention", when(st.next_retention));
                 row("next_check", "Next check", when(st.next_check));
+                if st.next_drill.is_some() {
+                    row("next_drill", "Next restore drill", when(st.next_drill));
+                }
                 if let Some(b) = &st.last_backup {
                     row("last_scheduled_backup", "Last scheduled backup", b.clone());
                 }

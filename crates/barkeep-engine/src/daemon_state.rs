@@ -28,6 +28,9 @@ pub struct ServerState {
     pub next_retention: Option<DateTime<Utc>>,
     /// When `check` runs next.
     pub next_check: Option<DateTime<Utc>>,
+    /// When the next restore drill runs (`drill_schedule`).
+    #[serde(default)]
+    pub next_drill: Option<DateTime<Utc>>,
     /// The last scheduled backup: id and status, or the error.
     pub last_backup: Option<String>,
     /// The last check: the failed items (empty: all OK).
