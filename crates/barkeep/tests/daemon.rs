@@ -283,8 +283,20 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
                 .contains("barkeep_last_drill_success{server=\"pa\"} 1")
         },
     );
-    // /health: 200 while both are healthy, 503 while one server is down, 200 again.
+    // /health: 200 while all are healthy, 503 while one server is down, 200 again. A
+    // backup the daemon's SIGKILL interrupted is FAILED, and `check` (so /health) says so
+    // until a person deletes it — as they would.
+    let clear_failed = |server: &str| {
+        for (id, st) in backups(&home, server) {
+            if st == "FAILED" {
+                let _ = home.cmd(&["delete", server, &id]).output();
+            }
+        }
+    };
     wait_for(&home, "/health 200", Duration::from_secs(60), || {
+        for s in ["pa", "pb", "pc"] {
+            clear_failed(s);
+        }
         http_get(port, "/health", Some("s3cret")).0 == 200
     });
     let mut b = b;
@@ -298,7 +310,11 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         &home,
         "/health 200 once pb is back",
         Duration::from_secs(120),
-        || http_get(port, "/health", Some("s3cret")).0 == 200,
+        || {
+            // A backup the crash interrupted is FAILED: deleted, as a person would.
+            clear_failed("pb");
+            http_get(port, "/health", Some("s3cret")).0 == 200
+        },
     );
 
     // A configuration that does not load is rejected; the old one stays in force.
@@ -319,7 +335,11 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         daemon_log(&home)
     );
 
-    // The last committed row, archived.
+    // The load stops; the last committed row, archived.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loaders {
+        let _ = l.join();
+    }
     a.psql("INSERT INTO marker VALUES (42)").expect("row");
     let seg = a
         .query_value("SELECT pg_walfile_name(pg_switch_wal())")
@@ -328,12 +348,35 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         &home,
         "the marker's segment archived",
         Duration::from_secs(60),
-        || {
-            let out = home.cmd(&["get-wal", "--peek", "1", "pa", &seg]).output();
-            out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&seg))
-        },
+        || home.archived_of("pa").contains(&seg),
     );
 
+    // The WAL archive of pa has no gap: every segment the reference holds, from
+    // barkeep's first to the marker's, is archived, byte for byte.
+    kill(&mut ref_proc, Signal::SIGTERM);
+    let ours = home.archived_of("pa");
+    let first = ours.first().cloned().unwrap_or_default();
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(reference.path())
+        .expect("reference")
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.len() != 24 || n < first || n > seg {
+            continue;
+        }
+        if !ours.contains(&n) {
+            missing.push(n);
+            continue;
+        }
+        let got = home.cmd(&["get-wal", "pa", &n]).output().expect("get-wal");
+        let want = std::fs::read(e.path()).expect("reference segment");
+        assert!(got.stdout == want, "{n} differs from pg_receivewal's");
+    }
+    assert!(
+        missing.is_empty(),
+        "WAL gap: {missing:?} (barkeep from {first})"
+    );
     // SIGTERM: out within 30 s, exit 0, no backup left STARTED.
     let t0 = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.id() as i32), Signal::SIGTERM)
@@ -350,36 +393,6 @@ fn the_daemon_backs_up_on_schedule_survives_kills_reloads_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status}\n{}", daemon_log(&home));
-    // The WAL archive of pa has no gap: every segment the reference holds, from
-    // barkeep's first on, is archived, byte for byte.
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for l in loaders {
-        let _ = l.join();
-    }
-    kill(&mut ref_proc, Signal::SIGTERM);
-    let ours = home.archived_of("pa");
-    let first = ours.first().cloned().unwrap_or_default();
-    let mut missing = Vec::new();
-    for e in std::fs::read_dir(reference.path())
-        .expect("reference")
-        .flatten()
-    {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.len() != 24 || n < first {
-            continue;
-        }
-        if !ours.contains(&n) {
-            missing.push(n);
-            continue;
-        }
-        let got = home.cmd(&["get-wal", "pa", &n]).output().expect("get-wal");
-        let want = std::fs::read(e.path()).expect("reference segment");
-        assert!(got.stdout == want, "{n} differs from pg_receivewal's");
-    }
-    assert!(
-        missing.is_empty(),
-        "WAL gap: {missing:?} (barkeep from {first})"
-    );
     for s in ["pa", "pb", "pc"] {
         let all = backups(&home, s);
         assert!(
