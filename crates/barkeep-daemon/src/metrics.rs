@@ -258,47 +258,28 @@ pub(crate) async fn render(engine: &Engine, counters: &Counters) -> String {
 /// active server fails.
 pub(crate) async fn health(engine: &Engine) -> (bool, String) {
     let reports = engine.check(engine.all_servers(), Some(10)).await;
-    let mut doc = String::from("{");
-    for (i, r) in reports.iter().enumerate() {
-        if i > 0 {
-            doc.push(',');
-        }
-        doc.push_str(&format!("{:?}:{{", r.server));
-        let mut items: Vec<(String, bool, String)> = r
-            .items
-            .iter()
-            .map(|i| (i.key(), i.ok, i.hint.clone().unwrap_or_default()))
-            .collect();
-        items.sort();
-        for (j, (k, ok, hint)) in items.iter().enumerate() {
-            if j > 0 {
-                doc.push(',');
-            }
-            doc.push_str(&format!(
-                "{}:{{\"hint\":{},\"status\":\"{}\"}}",
-                json_string(k),
-                json_string(hint),
-                if *ok { "OK" } else { "FAILED" }
-            ));
-        }
-        doc.push('}');
-    }
-    doc.push('}');
-    (reports.iter().all(|r| !r.fails()), doc)
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    // Sorted keys, as `check -f json` prints them.
+    let doc: BTreeMap<&str, BTreeMap<String, serde_json::Value>> = reports
+        .iter()
+        .map(|r| {
+            let items = r
+                .items
+                .iter()
+                .map(|i| {
+                    (
+                        i.key(),
+                        serde_json::json!({
+                            "hint": i.hint.clone().unwrap_or_default(),
+                            "status": if i.ok { "OK" } else { "FAILED" },
+                        }),
+                    )
+                })
+                .collect();
+            (r.server.as_str(), items)
+        })
+        .collect();
+    let text = serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    (reports.iter().all(|r| !r.fails()), text)
 }
 
 /// The HTTP server, on a thread of its own, until `stop`.

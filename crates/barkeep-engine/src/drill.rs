@@ -48,6 +48,7 @@ impl Server {
         let b = cat.resolve(id)?;
         let started = Utc::now();
         let t0 = Instant::now();
+        self.remove_stale_drills().await;
         let scratch = self.typed().drill_directory.join(format!(
             "{}-{}-{}",
             self.name(),
@@ -82,6 +83,52 @@ impl Server {
         let text = serde_json::to_vec_pretty(&report).unwrap_or_default();
         barkeep_archive::durable::write_file_atomic(&path, &text)?;
         Ok(report)
+    }
+
+    /// Scratch copies a killed drill left behind (this server's, in `drill_directory`):
+    /// the PostgreSQL still running on one is stopped (fast shutdown), then the copy is
+    /// removed — so a drill killed at any moment costs nothing after the next one.
+    async fn remove_stale_drills(&self) {
+        let dir = &self.typed().drill_directory;
+        let prefix = format!("{}-", self.name());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // `<server>-<backup id>-<pid>`: another server's copies are not ours.
+            let Some(owner) = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.rsplit_once('-'))
+                .filter(|(id, _)| id.len() == 15)
+                .and_then(|(_, pid)| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // A drill still running in another live barkeep process is left alone.
+            let alive = owner != std::process::id() as i32
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(owner), None).is_ok();
+            if alive {
+                continue;
+            }
+            let path = e.path();
+            let pid = std::fs::read_to_string(path.join("data").join("postmaster.pid"))
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+            if let Some(pid) = pid {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).is_ok() {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while Instant::now() < deadline && nix::sys::signal::kill(pid, None).is_ok() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            tracing::warn!(server = %self.name(), "removing the scratch copy of an interrupted drill: {}", path.display());
+            if let Err(err) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(server = %self.name(), "cannot remove {}: {err}", path.display());
+            }
+        }
     }
 
     /// The last drill of a backup, when there was one.

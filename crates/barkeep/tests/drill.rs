@@ -33,7 +33,11 @@ fn a_drill_passes_on_a_good_backup_and_fails_on_a_damaged_one() {
         .trim()
         .to_string();
 
+    // What a drill killed earlier left behind is removed by the next one.
+    let stale = home.home().join("drills").join(format!("pg-{id}-999999"));
+    std::fs::create_dir_all(stale.join("data")).expect("stale scratch");
     let out = home.run(&["drill", "pg"]);
+    assert!(!stale.exists(), "the stale scratch copy is removed");
     assert!(
         out.contains(&format!("Drill of backup {id} of server pg: PASSED")),
         "{out}"
