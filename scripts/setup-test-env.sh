@@ -32,13 +32,16 @@ for t in gzip bzip2 xz zstd lz4; do
 done
 # sshd: the remote restore test runs barkeep's --remote-ssh-command against a real one.
 command -v /usr/sbin/sshd >/dev/null 2>&1 || missing_tools+=(sshd)
+# mkfs.xfs: the block-sharing tests loop-mount an XFS image made with `-m reflink=1`.
+command -v mkfs.xfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.xfs ] || missing_tools+=(mkfs.xfs)
 if [ ${#missing_tools[@]} -gt 0 ]; then
-    log "installing compression tools: ${missing_tools[*]}"
+    log "installing test tools: ${missing_tools[*]}"
     pkgs=()
     for t in "${missing_tools[@]}"; do
         case "$t" in
             xz) pkgs+=(xz-utils) ;;
             sshd) pkgs+=(openssh-server openssh-client) ;;
+            mkfs.xfs) pkgs+=(xfsprogs) ;;
             *) pkgs+=("$t") ;;
         esac
     done

@@ -18,6 +18,7 @@ pub mod getwal;
 pub mod lock;
 pub mod names;
 pub mod receiver;
+pub mod share;
 pub mod validate;
 pub mod xlogdb;
 

@@ -85,8 +85,13 @@ pub struct Unpack {
     pub root: PathBuf,
     /// Prefix of this archive's paths in the manifest (`""`, or `pg_tblspc/<oid>/`).
     pub manifest_prefix: String,
-    /// Previous backup to hard-link unchanged files to.
+    /// Previous backup to share unchanged files or blocks with.
     pub previous: Option<Arc<Previous>>,
+    /// Replace a file unchanged since the previous backup by a hard link to it.
+    pub link_unchanged: bool,
+    /// Start each file as a clone of the previous backup's and write only the blocks
+    /// that differ (the file system must clone extents: [`barkeep_archive::share`]).
+    pub clone_changed: bool,
 }
 
 /// What an unpacked archive held.
@@ -98,6 +103,8 @@ pub struct Unpacked {
     pub bytes: u64,
     /// Bytes of files that are hard links to the previous backup.
     pub linked_bytes: u64,
+    /// Bytes of blocks shared with the previous backup's files by cloning (not written).
+    pub cloned_bytes: u64,
     /// CRC-32C of each file, by manifest path, for the check against the manifest.
     pub crcs: BTreeMap<String, (u64, String)>,
     /// `backup_label` content (base archive).
@@ -177,39 +184,36 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
             fs::create_dir_all(parent)
                 .map_err(|e| BackupError::io("create directory", parent, e))?;
         }
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&dest)
-            .map_err(|e| BackupError::io("create", &dest, e))?;
-        let mut h = Hasher::new("CRC32C").ok_or_else(|| BackupError::Other("no CRC32C".into()))?;
-        let mut size = 0u64;
-        let mut label = (rel == "backup_label").then(Vec::new);
-        loop {
-            let n = entry.read(&mut buf).map_err(|e| {
-                BackupError::Verify(format!("reading `{rel}` from the stream: {e}"))
-            })?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            f.write_all(&buf[..n])
-                .map_err(|e| BackupError::io("write", &dest, e))?;
-            if let Some(l) = label.as_mut() {
-                l.extend_from_slice(&buf[..n]);
-            }
-            size += n as u64;
-        }
-        f.sync_all()
-            .map_err(|e| BackupError::io("fsync", &dest, e))?;
-        if let Ok(mtime) = entry.header().mtime() {
-            let _ = f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
-        }
-        drop(f);
-        let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode));
-        let crc = h.finish();
         let mpath = format!("{}{rel}", u.manifest_prefix);
+        // The previous backup's file of the same path, to clone from.
+        let clone_from = if u.clone_changed {
+            u.previous.as_ref().and_then(|p| p.file_for(&mpath))
+        } else {
+            None
+        };
+        let mut label = (rel == "backup_label").then(Vec::new);
+        let w = write_member(
+            &mut entry,
+            &dest,
+            clone_from.as_deref(),
+            &mut buf,
+            &rel,
+            |b| {
+                if let Some(l) = label.as_mut() {
+                    l.extend_from_slice(b);
+                }
+            },
+        )?;
+        let size = w.size;
+        if let Ok(mtime) = entry.header().mtime() {
+            let _ = w
+                .file
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+        }
+        drop(w.file);
+        let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode));
+        let h = w.hasher;
+        let crc = h.finish();
         out.files += 1;
         out.bytes += size;
         if let Some(l) = label {
@@ -222,7 +226,9 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
         // are never shared; the others need the same size, the same modification time
         // on the server (as rsync decides) and the same CRC-32C.
         let mtime = entry.header().mtime().ok();
-        if !self_checksummed(&rel)
+        let mut linked = false;
+        if u.link_unchanged
+            && !self_checksummed(&rel)
             && let Some(prev) = &u.previous
             && let Some(pf) = prev.manifest.files.get(&mpath)
             && pf.size == size
@@ -250,13 +256,129 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
                 fs::rename(&tmp, &dest)
                     .map_err(|e| BackupError::io("replace with a link", &dest, e))?;
                 out.linked_bytes += size;
+                linked = true;
             } else {
                 let _ = fs::remove_file(&tmp);
             }
         }
+        if !linked {
+            out.cloned_bytes += size - w.written;
+        }
         out.crcs.insert(mpath, (size, crc));
     }
     Ok(out)
+}
+
+/// A member written to disk.
+struct Written {
+    file: fs::File,
+    hasher: Hasher,
+    size: u64,
+    /// Bytes actually written (the rest shares the clone source's blocks).
+    written: u64,
+}
+
+/// Block size of the comparison: PostgreSQL's page size.
+const BLOCK: usize = 8192;
+
+/// Writes one tar member to `dest`, fsynced, hashing it on the way. With `clone_from` (a
+/// file of the previous backup, on a file system that clones extents) `dest` starts as a
+/// clone of it and only the 8 KB blocks that differ from the stream are written; where
+/// cloning fails every byte is written.
+fn write_member(
+    entry: &mut impl Read,
+    dest: &Path,
+    clone_from: Option<&Path>,
+    buf: &mut [u8],
+    rel: &str,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<Written> {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dest)
+        .map_err(|e| BackupError::io("create", dest, e))?;
+    let mut h = Hasher::new("CRC32C").ok_or_else(|| BackupError::Other("no CRC32C".into()))?;
+    // The clone source's length when `dest` now shares its blocks.
+    let old_len = clone_from.and_then(|src| {
+        let src = fs::File::open(src).ok()?;
+        let len = src.metadata().ok()?.len();
+        barkeep_archive::share::clone_into(&f, &src).ok()?;
+        Some(len)
+    });
+    let mut old = vec![0u8; if old_len.is_some() { buf.len() } else { 0 }];
+    let (mut size, mut written) = (0u64, 0u64);
+    loop {
+        // Fill the buffer (block-aligned comparisons need whole chunks).
+        let mut n = 0;
+        while n < buf.len() {
+            let r = entry.read(&mut buf[n..]).map_err(|e| {
+                BackupError::Verify(format!("reading `{rel}` from the stream: {e}"))
+            })?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        h.update(chunk);
+        seen(chunk);
+        match old_len {
+            Some(ol) if size < ol => {
+                // Compare with the clone's current content block by block; write the
+                // runs of blocks that differ.
+                let have = usize::try_from((ol - size).min(n as u64)).unwrap_or(n);
+                f.read_exact_at(&mut old[..have], size)
+                    .map_err(|e| BackupError::io("read", dest, e))?;
+                let mut i = 0;
+                while i < n {
+                    let end = (i + BLOCK).min(n);
+                    let same = end <= have && chunk[i..end] == old[i..end];
+                    if same {
+                        i = end;
+                        continue;
+                    }
+                    // A run of differing blocks.
+                    let mut j = end;
+                    while j < n {
+                        let e2 = (j + BLOCK).min(n);
+                        if e2 <= have && chunk[j..e2] == old[j..e2] {
+                            break;
+                        }
+                        j = e2;
+                    }
+                    f.write_all_at(&chunk[i..j], size + i as u64)
+                        .map_err(|e| BackupError::io("write", dest, e))?;
+                    written += (j - i) as u64;
+                    i = j;
+                }
+            }
+            _ => {
+                f.write_all_at(chunk, size)
+                    .map_err(|e| BackupError::io("write", dest, e))?;
+                written += n as u64;
+            }
+        }
+        size += n as u64;
+    }
+    if old_len.is_some_and(|ol| ol > size) {
+        f.set_len(size)
+            .map_err(|e| BackupError::io("truncate", dest, e))?;
+    }
+    f.sync_all()
+        .map_err(|e| BackupError::io("fsync", dest, e))?;
+    Ok(Written {
+        file: f,
+        hasher: h,
+        size,
+        written,
+    })
 }
 
 /// Writes a tar stream to `dest` through a compressor (tar format, client side), or as it
@@ -345,6 +467,8 @@ pub fn extract_tar_backup(
                 root: root.clone(),
                 manifest_prefix: prefix,
                 previous: None,
+                link_unchanged: false,
+                clone_changed: false,
             },
         )
         .map_err(|e| {
@@ -406,6 +530,8 @@ mod tests {
             root: d.path().join("data"),
             manifest_prefix: String::new(),
             previous: None,
+            link_unchanged: false,
+            clone_changed: false,
         };
         let out = unpack(&t[..], &u).expect("unpack");
         assert_eq!(out.files, 2);
@@ -426,6 +552,91 @@ mod tests {
         evil.append(&h, &b"x"[..]).expect("append");
         let evil = evil.into_inner().expect("tar");
         assert!(unpack(&evil[..], &u).is_err());
+    }
+
+    fn blocks(n: usize, seed: u8) -> Vec<u8> {
+        (0..n * BLOCK)
+            .map(|i| {
+                (i as u8)
+                    .wrapping_mul(31)
+                    .wrapping_add(seed ^ (i / BLOCK) as u8)
+            })
+            .collect()
+    }
+
+    /// The previous backup `old` (one file `base/1/16384`) and a new stream of `new` for
+    /// the same path, unpacked with sharing; returns what was unpacked and the new file.
+    fn share_round(root: &Path, old: &[u8], new: &[u8], clone: bool) -> (Unpacked, Vec<u8>) {
+        let prev_dir = root.join("prev");
+        fs::create_dir_all(prev_dir.join("base/1")).expect("mkdir");
+        fs::write(prev_dir.join("base/1/16384"), old).expect("write old");
+        let prev = Previous {
+            manifest: Manifest::default(),
+            data_dir: prev_dir,
+            tablespaces: BTreeMap::new(),
+        };
+        let u = Unpack {
+            root: root.join("new"),
+            manifest_prefix: String::new(),
+            previous: Some(Arc::new(prev)),
+            link_unchanged: true,
+            clone_changed: clone,
+        };
+        let out = unpack(&tar_of(&[("base/1/16384", new)])[..], &u).expect("unpack");
+        let got = fs::read(root.join("new/base/1/16384")).expect("read new");
+        (out, got)
+    }
+
+    #[test]
+    fn changed_blocks_only_are_written_over_a_clone() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let Some(xfs) = barkeep_testkit::require_reflink_fs(d.path(), 300) else {
+            return;
+        };
+        let old = blocks(512, 1);
+        // Two blocks changed, the file grown by two blocks and a half.
+        let mut new = old.clone();
+        new[3 * BLOCK + 100] ^= 0xff;
+        new[400 * BLOCK..401 * BLOCK].fill(7);
+        new.extend_from_slice(&blocks(2, 9));
+        new.extend_from_slice(&[1u8; 4000]);
+        let before = xfs.used();
+        let (out, got) = share_round(xfs.path(), &old, &new, true);
+        assert_eq!(got, new, "the new file holds the new content");
+        assert_eq!(out.linked_bytes, 0);
+        let written = 4 * BLOCK as u64 + 4000;
+        assert_eq!(out.cloned_bytes, new.len() as u64 - written);
+        // On disk: the old file (4 MiB) plus about what was written.
+        let grew = xfs.used() - before;
+        assert!(
+            grew < old.len() as u64 + 1024 * 1024,
+            "the clone shares the unchanged blocks: {grew} bytes used for {} + {} bytes",
+            old.len(),
+            new.len()
+        );
+        // Shrunk: truncated to the new length.
+        let d2 = xfs.path().join("shrink");
+        let (out, got) = share_round(&d2, &old, &old[..100 * BLOCK], true);
+        assert_eq!(got, &old[..100 * BLOCK]);
+        assert_eq!(out.cloned_bytes, 100 * BLOCK as u64);
+        // Changing the previous backup's file afterwards leaves the new one alone.
+        fs::write(d2.join("prev/base/1/16384"), b"gone").expect("overwrite");
+        assert_eq!(
+            fs::read(d2.join("new/base/1/16384")).expect("read"),
+            &old[..100 * BLOCK]
+        );
+    }
+
+    #[test]
+    fn without_cloning_every_byte_is_written() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let old = blocks(16, 1);
+        let mut new = old.clone();
+        new[5 * BLOCK] ^= 1;
+        // Whether or not this file system clones, `clone_changed = false` writes it all.
+        let (out, got) = share_round(d.path(), &old, &new, false);
+        assert_eq!(got, new);
+        assert_eq!(out.cloned_bytes, 0);
     }
 
     #[test]

@@ -275,18 +275,21 @@ async fn run(
     info.status = Status::Started;
     barkeep_archive::durable::blocking_io(|| cat.write_info(info))?;
 
-    // The previous plain backup, for deduplication.
-    let previous = if req.reuse == Reuse::Link && req.format == Format::Plain {
-        previous_plain(cat, &id)
-    } else {
-        None
-    };
-
     let root = cat.backup_root(&id);
     let data = cat.data_dir(&id);
     barkeep_archive::durable::blocking_io(|| {
         barkeep_archive::durable::create_dir_all_durable(&data)
     })?;
+    // The previous plain backup, for deduplication: hard links for unchanged files
+    // (`link`), clones of its files with only the changed blocks written where the file
+    // system clones extents (`link` and `copy`).
+    let sharing = barkeep_archive::share::probe(&cat.base());
+    let clone_changed = sharing.clone && req.reuse != Reuse::Off;
+    let previous = if (req.reuse == Reuse::Link || clone_changed) && req.format == Format::Plain {
+        previous_plain(cat, &id, req.reuse == Reuse::Link, clone_changed)
+    } else {
+        None
+    };
     let mut opts = BaseBackupOptions {
         label: format!("barkeep backup {server} {id}"),
         progress: true,
@@ -385,6 +388,8 @@ async fn run(
                                 .map(|o| format!("pg_tblspc/{o}/"))
                                 .unwrap_or_default(),
                             previous: previous.clone(),
+                            link_unchanged: req.reuse == Reuse::Link,
+                            clone_changed,
                         },
                         name.clone(),
                     ),
@@ -488,6 +493,7 @@ async fn run(
     // Plain: tablespace links, checksums against the manifest.
     let mut size = 0u64;
     let mut linked = 0u64;
+    let mut cloned = 0u64;
     let mut label = None;
     if req.format == Format::Plain {
         let manifest = Manifest::load(&manifest_path)?;
@@ -501,6 +507,7 @@ async fn run(
             if let Sink::Unpacked(u) = s {
                 size += u.bytes;
                 linked += u.linked_bytes;
+                cloned += u.cloned_bytes;
                 seen.extend(u.crcs.clone());
                 if u.backup_label.is_some() {
                     label = u.backup_label.clone();
@@ -584,7 +591,18 @@ async fn run(
     info.end_offset = Some(end_lsn.segment_offset(seg));
     info.end_time = Some(chrono::Local::now().fixed_offset());
     info.size = Some(size);
-    info.deduplicated_size = Some(size - linked);
+    info.deduplicated_size = Some(size.saturating_sub(linked + cloned));
+    if linked + cloned > 0 {
+        use barkeep_catalog::human_size as h;
+        tracing::info!(
+            server,
+            "backup {id}: {} of {} shared with the previous backup ({} in hard-linked files, {} in cloned blocks)",
+            h(linked + cloned),
+            h(size),
+            h(linked),
+            h(cloned)
+        );
+    }
     info.copy_stats = Some(format!(
         "{{'copy_time': {copy_time:.6}, 'total_time': {:.6}}}",
         t0.elapsed().as_secs_f64()
@@ -645,7 +663,7 @@ pub fn config_copy_path(root: &Path, file: &str) -> PathBuf {
         .join(file.trim_start_matches('/'))
 }
 
-fn previous_plain(cat: &Catalog, id: &str) -> Option<Arc<Previous>> {
+fn previous_plain(cat: &Catalog, id: &str, link: bool, clone: bool) -> Option<Arc<Previous>> {
     let prev = cat
         .list()
         .ok()?
@@ -665,7 +683,14 @@ fn previous_plain(cat: &Catalog, id: &str) -> Option<Arc<Previous>> {
             )
         })
         .collect();
-    tracing::info!(server = %cat.server, "files unchanged since backup {} are hard-linked to it", prev.backup_id);
+    let how = match (link, clone) {
+        (true, true) => {
+            "files unchanged since backup {} are hard-linked to it, changed files share its unchanged blocks"
+        }
+        (true, false) => "files unchanged since backup {} are hard-linked to it",
+        _ => "files share their unchanged blocks with backup {}",
+    };
+    tracing::info!(server = %cat.server, "{}", how.replace("{}", &prev.backup_id));
     Some(Arc::new(Previous {
         manifest,
         data_dir: data,

@@ -39,3 +39,18 @@ pub use memory::MemoryCatalog;
 pub use ops::{CatalogOps, DeleteReport, Neighbours, segment_before};
 pub use store::{CatalogStore, Guard, KeepTarget, Listing};
 pub use walrange::{SegPos, WalRange};
+
+/// Barman's human-readable sizes (`23.4 MiB`).
+pub fn human_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut size = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
+        if size.abs() < 1024.0 {
+            return format!("{size:.1} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1} EiB")
+}

@@ -144,20 +144,7 @@ pub struct FileList {
 /// The storage format, and for plain backups the server-side compression of the stream.
 type FormatChoice = (Format, Option<(String, Option<i32>)>);
 
-/// Barman's human-readable sizes (`23.4 MiB`).
-pub fn human_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut size = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
-        if size.abs() < 1024.0 {
-            return format!("{size:.1} {unit}");
-        }
-        size /= 1024.0;
-    }
-    format!("{size:.1} EiB")
-}
+pub use barkeep_catalog::human_size;
 
 /// WAL archived from this backup's begin up to the next backup's begin: (files, bytes).
 fn wal_after(

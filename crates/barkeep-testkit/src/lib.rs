@@ -237,3 +237,16 @@ pub fn sweep_stale_clusters() {
         }
     });
 }
+
+/// An XFS file system with reflink for this test, loop-mounted under `dir` (see
+/// [`SmallFs::mount_xfs_reflink`]), or `None` after one `SKIP` line where this machine
+/// cannot mount one (not root, no loop device, no mkfs.xfs) — a failure with
+/// `BARKEEP_TEST_REQUIRE_PG=1`, as a missing PostgreSQL is.
+pub fn require_reflink_fs(dir: &Path, mib: u64) -> Option<SmallFs> {
+    match SmallFs::mount_xfs_reflink(dir, mib) {
+        Ok(fs) => Some(fs),
+        Err(e) => skip(&format!(
+            "cannot mount an XFS file system with reflink: {e}"
+        )),
+    }
+}

@@ -1,6 +1,8 @@
-//! A file system that a test can fill up: an ext4 image (sparse until written),
-//! loop-mounted (root only). [`SmallFs::fill`] leaves only a few KiB free, [`SmallFs::free`]
-//! gives the space back — a disk-full fault under barkeep's catalog, and its recovery.
+//! A file system of its own for a test: an image (sparse until written), loop-mounted
+//! (root only). An ext4 one that a test can fill up — [`SmallFs::fill`] leaves only a few
+//! KiB free, [`SmallFs::free`] gives the space back: a disk-full fault under barkeep's
+//! catalog, and its recovery —, or an XFS one made with `-m reflink=1`
+//! ([`SmallFs::mount_xfs_reflink`]), where files can share extents.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +22,17 @@ impl SmallFs {
     /// Fails with the reason when this machine cannot (not root, no loop devices, no
     /// mkfs.ext4): the caller skips with one clear line.
     pub fn mount(dir: &Path, mib: u64) -> Result<SmallFs, HarnessError> {
+        Self::mount_kind(dir, mib, false)
+    }
+
+    /// Creates and mounts an XFS image with reflink (`mkfs.xfs -m reflink=1`, at least
+    /// 300 MiB) at `dir/mnt`. Fails with the reason as [`SmallFs::mount`] does (also when
+    /// `mkfs.xfs` is missing: `scripts/setup-test-env.sh` installs xfsprogs).
+    pub fn mount_xfs_reflink(dir: &Path, mib: u64) -> Result<SmallFs, HarnessError> {
+        Self::mount_kind(dir, mib.max(300), true)
+    }
+
+    fn mount_kind(dir: &Path, mib: u64, xfs: bool) -> Result<SmallFs, HarnessError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(HarnessError(
                 "loop-mounting a file system needs root".into(),
@@ -34,9 +47,19 @@ impl SmallFs {
         f.set_len(mib << 20)
             .map_err(|e| HarnessError::io(format!("size `{}`", image.display()), e))?;
         drop(f);
-        let mut mkfs = Command::new("mkfs.ext4");
-        mkfs.args(["-q", "-F", "-m", "0"]).arg(&image);
-        crate::run(mkfs, "mkfs.ext4")?;
+        if xfs {
+            let mut mkfs = Command::new("mkfs.xfs");
+            mkfs.args(["-q", "-f", "-m", "reflink=1"]).arg(&image);
+            crate::run(mkfs, "mkfs.xfs -m reflink=1").map_err(|e| {
+                HarnessError(format!(
+                    "{e} (is xfsprogs installed? scripts/setup-test-env.sh installs it)"
+                ))
+            })?;
+        } else {
+            let mut mkfs = Command::new("mkfs.ext4");
+            mkfs.args(["-q", "-F", "-m", "0"]).arg(&image);
+            crate::run(mkfs, "mkfs.ext4")?;
+        }
         let mut m = Command::new("mount");
         m.args(["-o", "loop"]).arg(&image).arg(&mount);
         crate::run(m, "mount -o loop")?;
@@ -53,6 +76,13 @@ impl SmallFs {
     /// Where it is mounted.
     pub fn path(&self) -> &Path {
         &self.mount
+    }
+
+    /// Bytes in use (statvfs: blocks minus free blocks), what `df` shows as used.
+    pub fn used(&self) -> u64 {
+        nix::sys::statvfs::statvfs(&self.mount)
+            .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
+            .unwrap_or(0)
     }
 
     /// Bytes free for an unprivileged writer (statvfs).
