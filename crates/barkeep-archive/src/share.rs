@@ -19,11 +19,19 @@ pub struct Sharing {
     pub fs: String,
     /// Why cloning is not available (the OS error of the probe), when it is not.
     pub why_not: Option<String>,
+    /// Whether the directory was probed (it exists); `why_not` says why not otherwise.
+    pub probed: bool,
 }
 
 impl Sharing {
     /// One line for `check`, `show-servers` and the log.
     pub fn describe(&self) -> String {
+        if !self.probed {
+            return format!(
+                "not known yet ({}): probed when the first backup is taken",
+                self.why_not.as_deref().unwrap_or("not probed")
+            );
+        }
         if self.clone {
             format!(
                 "block sharing ({} clones extents): a backup writes only the blocks changed since the previous one",
@@ -101,11 +109,13 @@ fn probe_now(dir: &Path) -> Sharing {
             clone: true,
             fs,
             why_not: None,
+            probed: true,
         },
         Err(e) => Sharing {
             clone: false,
             fs,
             why_not: Some(e.to_string()),
+            probed: true,
         },
     }
 }

@@ -7,10 +7,12 @@
 //! - [`extract`]: unpacking or storing the stream with bounded memory, deduplication,
 //!   tablespace links, unpacking tar-format backups;
 //! - [`archiver`]: archiving as segments complete, promoting waiting backups;
-//! - [`take`]: the backup itself;
+//! - [`take`]: the backup itself (full, or incremental to a parent on PostgreSQL 17+);
+//! - [`combine`]: an incremental chain combined natively into a full data directory;
 //! - [`restore`]: a backup plus WAL → a data directory that stops at the target.
 
 pub mod archiver;
+pub mod combine;
 pub mod error;
 pub mod extract;
 pub mod manifest;

@@ -287,6 +287,50 @@ fn copy_tree(
     crate::extract::fsync_dirs(dst)
 }
 
+/// The chain of backup `b`, its full root first and `b` last (just `b` for a full
+/// backup): every ancestor in the catalog, DONE, plain. The error names the backup that
+/// breaks it.
+pub fn chain_of(cat: &Catalog, b: &BackupInfo) -> Result<Vec<BackupInfo>> {
+    use barkeep_catalog::CatalogStore;
+    let mut chain = vec![b.clone()];
+    let mut child = b.clone();
+    while let Some(pid) = child.parent_backup_id.clone() {
+        let broken = |why: String| {
+            BackupError::Catalog(format!(
+                "backup {} is incremental and its chain is broken: {why}; it cannot be restored",
+                b.backup_id
+            ))
+        };
+        let Some(p) = cat.read_info(&pid)? else {
+            return Err(broken(format!(
+                "its ancestor {pid} (parent of {}) is not in the catalog of server `{}`",
+                child.backup_id, cat.server
+            )));
+        };
+        if p.status != barkeep_catalog::Status::Done {
+            return Err(broken(format!(
+                "its ancestor {pid} (parent of {}) is {}",
+                child.backup_id,
+                p.status.as_str()
+            )));
+        }
+        if p.compression.is_some() || !cat.data_dir(&pid).join("backup_manifest").is_file() {
+            return Err(broken(format!(
+                "its ancestor {pid} (parent of {}) is not a plain backup with a manifest in `{}`",
+                child.backup_id,
+                cat.data_dir(&pid).display()
+            )));
+        }
+        if chain.len() > 10_000 || chain.iter().any(|x| x.backup_id == pid) {
+            return Err(broken(format!("backup {pid} is its own ancestor")));
+        }
+        chain.push(p.clone());
+        child = p;
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
 /// Restores backup `b` of `cat` into `dest`.
 pub fn restore(
     cat: &Catalog,
@@ -297,6 +341,29 @@ pub fn restore(
 ) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     check_wal_available(archive, b, req.target.as_ref())?;
+    // An incremental backup: its whole chain is checked before anything is written.
+    let chain = chain_of(cat, b)?;
+    let members: Vec<crate::combine::ChainBackup> = chain
+        .iter()
+        .map(|x| crate::combine::ChainBackup {
+            id: x.backup_id.clone(),
+            data_dir: cat.data_dir(&x.backup_id),
+            tablespaces: x
+                .tablespaces()
+                .iter()
+                .map(|t| (t.oid, cat.backup_root(&x.backup_id).join(t.oid.to_string())))
+                .collect(),
+        })
+        .collect();
+    if members.len() > 1 {
+        crate::combine::check_chain(&members).map_err(|e| {
+            BackupError::Other(format!(
+                "backup {} cannot be restored, nothing was written: {}",
+                b.backup_id,
+                barkeep_archive::error::chain(&e)
+            ))
+        })?;
+    }
     prepare_dir(dest, "destination directory")?;
     let data = cat.data_dir(&b.backup_id);
     let root = cat.backup_root(&b.backup_id);
@@ -318,7 +385,28 @@ pub fn restore(
     // pg_control goes in last: from the backup (plain), or set aside after extraction.
     let control_aside = dest.join("global").join(".pg_control.barkeep-restore");
     let control: Control;
-    if b.compression.is_none() && data.join("global").is_dir() {
+    if members.len() > 1 {
+        // PostgreSQL 17+ incremental chain: combined natively into the destination.
+        control = Control::Copy(data.join("global").join("pg_control"));
+        let combined = crate::combine::combine(
+            &members,
+            &crate::combine::CombineTarget {
+                data_dir: dest.to_path_buf(),
+                tablespaces: ts_dest.iter().cloned().collect(),
+                skip: vec!["global/pg_control".into()],
+                jobs,
+                progress: req.progress.clone(),
+            },
+        )?;
+        tracing::info!(
+            "backup {}: combined from a chain of {} backups ({} files, {} rebuilt from incremental files)",
+            b.backup_id,
+            members.len(),
+            combined.files,
+            combined.reconstructed
+        );
+        fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;
+    } else if b.compression.is_none() && data.join("global").is_dir() {
         control = Control::Copy(data.join("global").join("pg_control"));
         copy_tree(&data, dest, jobs, &["pg_tblspc"], req.progress.as_ref())?;
         fs::create_dir_all(dest.join("pg_tblspc")).map_err(io("create", dest))?;

@@ -89,6 +89,13 @@ pub struct Request {
     /// Plain format only: let the server compress the stream (15+; `gzip`, `lz4`,
     /// `zstd` and a level), decompressed here before unpacking — less network.
     pub plain_server_compression: Option<(String, Option<i32>)>,
+    /// The parent of an incremental backup (PostgreSQL 17+, plain format): its id. The
+    /// caller has resolved and checked it ([`check_parent`]).
+    pub incremental_parent: Option<String>,
+    /// The parent comes from a default (`backup_incremental`), not a request: where the
+    /// server cannot take an incremental backup (before 17, `summarize_wal` off, a
+    /// compressed format) a full one is taken, with a warning, instead of failing.
+    pub incremental_optional: bool,
     /// Called once the new backup's metadata is saved (status EMPTY), before anything is
     /// copied — where Barman runs the pre-backup hooks. An error stops the backup, which
     /// is saved FAILED with it.
@@ -153,6 +160,7 @@ pub async fn take(cat: &Catalog, archive: &ServerArchive, req: &Request) -> Resu
     if let Some(n) = &req.name {
         info.backup_name = Some(n.clone());
     }
+    info.parent_backup_id = req.incremental_parent.clone();
     barkeep_archive::durable::blocking_io(|| cat.write_info(&info))?;
     let started = match &req.on_start {
         Some(f) => (f.0)(&info).map_err(BackupError::Other),
@@ -286,7 +294,13 @@ async fn run(
     let sharing = barkeep_archive::share::probe(&cat.base());
     let clone_changed = sharing.clone && req.reuse != Reuse::Off;
     let previous = if (req.reuse == Reuse::Link || clone_changed) && req.format == Format::Plain {
-        previous_plain(cat, &id, req.reuse == Reuse::Link, clone_changed)
+        previous_plain(
+            cat,
+            &id,
+            info.parent_backup_id.as_deref(),
+            req.reuse == Reuse::Link,
+            clone_changed,
+        )
     } else {
         None
     };
@@ -324,6 +338,47 @@ async fn run(
             ));
         }
         opts.compression = Some((codec.clone(), detail));
+    }
+    if let Some(parent) = req.incremental_parent.clone() {
+        let why_not = if req.format != Format::Plain {
+            Some(format!(
+                "server `{server}`: incremental backups are stored as plain directories (the chain is combined from them); unset backup_compression to take one"
+            ))
+        } else if major < 17 {
+            Some(format!(
+                "incremental backups need PostgreSQL 17 or later; server `{server}` runs {version}"
+            ))
+        } else if info.summarize_wal.as_deref() != Some("on") {
+            Some(format!(
+                "'summarize_wal' option has to be enabled in the Postgres server to perform an incremental backup (server `{server}` has summarize_wal = {})",
+                info.summarize_wal.as_deref().unwrap_or("unknown")
+            ))
+        } else {
+            None
+        };
+        match why_not {
+            Some(why) if req.incremental_optional => {
+                tracing::warn!(
+                    server,
+                    "backup {id} is a full backup, not incremental to {parent} as backup_incremental asks: {why}"
+                );
+                info.parent_backup_id = None;
+            }
+            Some(why) => return Err(BackupError::Other(why)),
+            None => {
+                // The parent lists its child from now on, whatever the outcome (as
+                // Barman): a child that fails or is killed is deleted with its parent.
+                barkeep_archive::durable::blocking_io(|| {
+                    cat.write_info(info)?;
+                    link_child(cat, &parent, &id)
+                })?;
+                let pm = cat.data_dir(&parent).join("backup_manifest");
+                let bytes = barkeep_archive::durable::blocking_io(|| std::fs::read(&pm))
+                    .map_err(|e| BackupError::io("read the parent's manifest", &pm, e))?;
+                repl.upload_manifest(&bytes).await.map_err(pg(server))?;
+                opts.incremental = true;
+            }
+        }
     }
     let mut stream = repl.base_backup(&opts).await.map_err(pg(server))?;
     let mut total_kb = 0u64;
@@ -656,6 +711,46 @@ async fn run(
     Ok(())
 }
 
+/// Adds `child` to the `children_backup_ids` of `parent` (once).
+pub fn link_child(cat: &Catalog, parent: &str, child: &str) -> Result<()> {
+    let Some(mut p) = cat.read_info(parent)? else {
+        return Err(BackupError::Catalog(format!(
+            "the parent backup {parent} of backup {child} is not in the catalog of server `{}`",
+            cat.server
+        )));
+    };
+    let kids = p.children_backup_ids.get_or_insert_with(Vec::new);
+    if !kids.iter().any(|k| k == child) {
+        kids.push(child.to_string());
+        cat.write_info(&p)?;
+    }
+    Ok(())
+}
+
+/// Whether `parent` can be the parent of an incremental backup: DONE, plain, taken with
+/// `summarize_wal = on` (Barman's rules); the error says why not.
+pub fn check_parent(parent: &BackupInfo) -> Result<()> {
+    let id = &parent.backup_id;
+    if parent.status != Status::Done {
+        return Err(BackupError::Other(format!(
+            "backup {id} cannot be the parent of an incremental backup: its status is {}",
+            parent.status.as_str()
+        )));
+    }
+    if parent.compression.is_some() {
+        return Err(BackupError::Other(format!(
+            "backup {id} cannot be the parent of an incremental backup: it is compressed ({}); incremental chains are plain directories",
+            parent.compression.as_deref().unwrap_or_default()
+        )));
+    }
+    if parent.summarize_wal.as_deref() != Some("on") {
+        return Err(BackupError::Other(format!(
+            "Backup ID {id} is not eligible as a parent for an incremental backup because WAL summaries were not enabled when that backup was taken."
+        )));
+    }
+    Ok(())
+}
+
 /// Where a configuration file from outside PGDATA is kept: `base/<ID>/external_config`
 /// followed by its absolute path.
 pub fn config_copy_path(root: &Path, file: &str) -> PathBuf {
@@ -663,14 +758,25 @@ pub fn config_copy_path(root: &Path, file: &str) -> PathBuf {
         .join(file.trim_start_matches('/'))
 }
 
-fn previous_plain(cat: &Catalog, id: &str, link: bool, clone: bool) -> Option<Arc<Previous>> {
+fn previous_plain(
+    cat: &Catalog,
+    id: &str,
+    parent: Option<&str>,
+    link: bool,
+    clone: bool,
+) -> Option<Arc<Previous>> {
+    // An incremental backup shares with its parent; a full one with the newest plain
+    // full backup (an incremental one holds only parts of the relation files).
     let prev = cat
         .list()
         .ok()?
         .into_iter()
         .rev()
         .filter(|b| b.backup_id.as_str() < id)
-        .find(|b| b.is_usable() && b.compression.is_none())?;
+        .find(|b| match parent {
+            Some(p) => b.backup_id == p,
+            None => b.is_usable() && b.compression.is_none() && b.parent_backup_id.is_none(),
+        })?;
     let data = cat.data_dir(&prev.backup_id);
     let manifest = Manifest::load(&data.join("backup_manifest")).ok()?;
     let tablespaces = prev

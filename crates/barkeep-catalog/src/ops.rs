@@ -65,6 +65,13 @@ pub trait CatalogOps {
     /// The WAL no backup needs once `b` is gone: what is older than the oldest other
     /// usable backup's begin (nothing when no other usable backup remains).
     fn wal_freed_by_delete(&self, b: &BackupInfo) -> Result<Vec<String>>;
+    /// The incremental backups that depend on `b` (its children, theirs…), leaves first:
+    /// what deleting `b` deletes too. Found by `parent_backup_id` and by `b`'s
+    /// `children_backup_ids`, so a child Barman listed, or one a killed backup left
+    /// unlisted, is found either way.
+    fn descendants(&self, b: &BackupInfo) -> Result<Vec<BackupInfo>>;
+    /// Drops `child` from its parent's `children_backup_ids` (once the child is gone).
+    fn unlink_from_parent(&self, child: &BackupInfo) -> Result<()>;
     /// Removes a backup without any check and without touching WAL — what retention
     /// does after planning: marked, data removed, metadata removed, mark removed; an
     /// interrupted one is finished by the next command.
@@ -299,9 +306,13 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
                 target.as_str()
             )));
         }
+        // Barman counts the DONE full backups, and never refuses an incremental one.
         let all = self.list()?;
-        let done = all.iter().filter(|x| x.status == Status::Done).count();
-        if b.status == Status::Done && done <= minimum_redundancy {
+        let done = all
+            .iter()
+            .filter(|x| x.status == Status::Done && x.parent_backup_id.is_none())
+            .count();
+        if b.status == Status::Done && b.parent_backup_id.is_none() && done <= minimum_redundancy {
             return Err(CatalogError::Refused(format!(
                 "Skipping delete of backup {} for server {} due to minimum redundancy requirements (minimum redundancy = {minimum_redundancy}, current redundancy = {done})",
                 b.backup_id,
@@ -328,6 +339,46 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
                 .collect());
         }
         Ok(Vec::new())
+    }
+
+    fn descendants(&self, b: &BackupInfo) -> Result<Vec<BackupInfo>> {
+        let all = self.list()?;
+        let mut out: Vec<BackupInfo> = Vec::new();
+        // Depth-first from `b`; each child's own descendants before it.
+        fn walk(all: &[BackupInfo], id: &str, kids_listed: &[String], out: &mut Vec<BackupInfo>) {
+            for c in all {
+                let is_child =
+                    c.parent_backup_id.as_deref() == Some(id) || kids_listed.contains(&c.backup_id);
+                if is_child && c.backup_id != id && !out.iter().any(|o| o.backup_id == c.backup_id)
+                {
+                    let grand = c.children_backup_ids.clone().unwrap_or_default();
+                    walk(all, &c.backup_id, &grand, out);
+                    out.push(c.clone());
+                }
+            }
+        }
+        let kids = b.children_backup_ids.clone().unwrap_or_default();
+        walk(&all, &b.backup_id, &kids, &mut out);
+        Ok(out)
+    }
+
+    fn unlink_from_parent(&self, child: &BackupInfo) -> Result<()> {
+        let Some(pid) = &child.parent_backup_id else {
+            return Ok(());
+        };
+        let Some(mut p) = self.read_info(pid)? else {
+            return Ok(());
+        };
+        if let Some(kids) = p.children_backup_ids.as_mut()
+            && kids.contains(&child.backup_id)
+        {
+            kids.retain(|k| *k != child.backup_id);
+            if kids.is_empty() {
+                p.children_backup_ids = None;
+            }
+            self.write_info(&p)?;
+        }
+        Ok(())
     }
 
     fn drop_backup(&self, id: &str) -> Result<()> {

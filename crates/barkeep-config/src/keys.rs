@@ -339,6 +339,14 @@ pub const SERVER_KEYS: &[KeySpec] = &[
     k("backup_schedule_jitter", Both, Jitter, Some("auto")),
     k("retention_schedule", Both, Schedule, Some("@hourly")),
     k("check_schedule", Both, Schedule, Some("* * * * *")),
+    // barkeep: PostgreSQL 17+ incremental backups by default.
+    k(
+        "backup_incremental",
+        Both,
+        Choice(&["off", "latest", "last-full"]),
+        Some("off"),
+    ),
+    k("backup_incremental_max_chain", Both, INT1, Some("6")),
     // barkeep: restore drills.
     k("drill_schedule", Both, Schedule, None),
     k("drill_sql", Both, Str, None),

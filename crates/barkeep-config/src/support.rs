@@ -73,6 +73,8 @@ pub fn support(key: &str) -> Option<Support> {
         | "backup_compression_location"
         | "backup_compression_workers"
         | "reuse_backup"
+        | "backup_incremental"
+        | "backup_incremental_max_chain"
         | "parallel_jobs"
         | "bandwidth_limit"
         | "immediate_checkpoint"

@@ -324,6 +324,10 @@ typed_settings! {
         encryption: &'static str = "encryption",
         /// `reuse_backup`.
         reuse_backup: &'static str = "reuse_backup",
+        /// `backup_incremental`: what a backup is incremental to by default (`off`).
+        backup_incremental: &'static str = "backup_incremental",
+        /// `backup_incremental_max_chain`: incremental backups in a row before a full one.
+        backup_incremental_max_chain: u64 = "backup_incremental_max_chain",
         /// `parallel_jobs`.
         parallel_jobs: u64 = "parallel_jobs",
         /// `bandwidth_limit` (kB/s; 0 = none).

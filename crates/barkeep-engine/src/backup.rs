@@ -35,6 +35,10 @@ pub struct BackupOpts {
     pub wait: bool,
     /// `--wait-timeout`.
     pub wait_timeout: Option<u64>,
+    /// `--incremental PARENT` (an id, a name or a shortcut: `latest`, `last-full`…).
+    pub incremental: Option<String>,
+    /// `--full`: not incremental, whatever `backup_incremental` says.
+    pub full: bool,
 }
 
 /// A backup that was taken.
@@ -132,6 +136,8 @@ pub struct DeleteOutcome {
     pub backup_id: String,
     /// WAL files removed because no remaining backup needs them.
     pub wal_removed: usize,
+    /// The incremental backups deleted with it (leaves first).
+    pub descendants: Vec<String>,
 }
 
 /// What `list-files` lists.
@@ -145,6 +151,24 @@ pub struct FileList {
 type FormatChoice = (Format, Option<(String, Option<i32>)>);
 
 pub use barkeep_catalog::human_size;
+
+/// How many incremental backups lead from its full root to `b` (0 for a full backup).
+fn chain_depth(cat: &LocalCatalog, b: &BackupInfo) -> u64 {
+    let mut depth = 0;
+    let mut parent = b.parent_backup_id.clone();
+    while let Some(p) = parent {
+        depth += 1;
+        parent = cat
+            .read_info(&p)
+            .ok()
+            .flatten()
+            .and_then(|x| x.parent_backup_id);
+        if depth > 10_000 {
+            break;
+        }
+    }
+    depth
+}
 
 /// WAL archived from this backup's begin up to the next backup's begin: (files, bytes).
 fn wal_after(
@@ -259,6 +283,7 @@ impl Server {
             .filter(|b| *b > 0);
         let progress = self.progress("backup");
         let format = self.format(o.jobs)?;
+        let parent = self.incremental_parent(&cat, o)?;
         let req = Request {
             plain_server_compression: format.1,
             name: o.name.clone(),
@@ -278,6 +303,8 @@ impl Server {
             )?,
             progress: Some(progress),
             on_start: None,
+            incremental_parent: parent.as_ref().map(|(id, _)| id.clone()),
+            incremental_optional: parent.as_ref().is_some_and(|(_, optional)| *optional),
         };
         // Hooks: pre-backup once the new backup's metadata is saved; post-backup once its
         // status is final (after `--wait`), for a failed attempt too.
@@ -389,6 +416,74 @@ impl Server {
             backup_id: info.backup_id.clone(),
             status: info.status.as_str().to_string(),
         })
+    }
+
+    /// The parent of the backup to take, and whether it only comes from the default
+    /// (`backup_incremental`): `--incremental` must be honoured or fail; the default
+    /// gives a full backup where there is no eligible parent, or where the chain already
+    /// has `backup_incremental_max_chain` incremental backups.
+    fn incremental_parent(
+        &self,
+        cat: &LocalCatalog,
+        o: &BackupOpts,
+    ) -> Result<Option<(String, bool)>> {
+        let name = self.name().to_string();
+        if o.full {
+            if o.incremental.is_some() {
+                return Err(usage("--full and --incremental exclude each other"));
+            }
+            return Ok(None);
+        }
+        if let Some(spec) = &o.incremental {
+            let p = cat.resolve(spec).map_err(|e| {
+                usage(format!(
+                    "--incremental {spec}: {}",
+                    barkeep_archive::error::chain(&e)
+                ))
+            })?;
+            barkeep_backup::take::check_parent(&p).map_err(|e| {
+                usage(format!(
+                    "--incremental {spec}: {}",
+                    barkeep_archive::error::chain(&e)
+                ))
+            })?;
+            return Ok(Some((p.backup_id, false)));
+        }
+        let t = self.typed();
+        let spec = match t.backup_incremental {
+            "latest" => "latest",
+            "last-full" => "last-full",
+            _ => return Ok(None),
+        };
+        let Ok(p) = cat.resolve(spec) else {
+            self.events.step(
+                &name,
+                format!("backup_incremental = {spec}: no backup to be incremental to yet, taking a full backup"),
+            );
+            return Ok(None);
+        };
+        if let Err(e) = barkeep_backup::take::check_parent(&p) {
+            self.events.warning(
+                &name,
+                format!(
+                    "backup_incremental = {spec}: taking a full backup: {}",
+                    barkeep_archive::error::chain(&e)
+                ),
+            );
+            return Ok(None);
+        }
+        let depth = chain_depth(cat, &p);
+        if depth >= t.backup_incremental_max_chain {
+            self.events.step(
+                &name,
+                format!(
+                    "backup_incremental = {spec}: the chain of {} already has {depth} incremental backups (backup_incremental_max_chain = {}), taking a full backup",
+                    p.backup_id, t.backup_incremental_max_chain
+                ),
+            );
+            return Ok(None);
+        }
+        Ok(Some((p.backup_id, true)))
     }
 
     /// `--wait`: archives and re-checks until the backup's WAL is all there (or the
@@ -650,11 +745,47 @@ impl Server {
             ))
         };
         cat.check_delete(&b, min).map_err(cannot)?;
-        let wal_removed = self.remove_backup(&cat, &b, true)?;
+        // A backup with incremental backups depending on it takes them along, leaves
+        // first (Barman's tree delete).
+        let tree = cat.descendants(&b)?;
+        if !tree.is_empty() {
+            self.events.warning(
+                &cat.server,
+                format!(
+                    "Backup {} has incremental backups which depend on it. Deleting all backups in the tree",
+                    b.backup_id
+                ),
+            );
+        }
+        let mut wal_removed = 0;
+        let mut also = Vec::new();
+        for d in &tree {
+            if let Some(t) = cat.keep(&d.backup_id)? {
+                return Err(cannot(barkeep_catalog::CatalogError::Refused(format!(
+                    "its incremental backup {} has a keep request (keep:{})",
+                    d.backup_id,
+                    t.as_str()
+                ))));
+            }
+        }
+        for d in &tree {
+            self.events.step(
+                &cat.server,
+                format!("Deleting backup {} for server {}", d.backup_id, cat.server),
+            );
+            wal_removed += self.remove_backup(&cat, d, true).map_err(|e| {
+                e.context(
+                    "Failed to delete one of its incremental backups. Make sure all its dependent backups are deletable and try again.",
+                )
+            })?;
+            also.push(d.backup_id.clone());
+        }
+        wal_removed += self.remove_backup(&cat, &b, true)?;
         Ok(DeleteOutcome {
             server: cat.server.clone(),
             backup_id: b.backup_id.clone(),
             wal_removed,
+            descendants: also,
         })
     }
 
@@ -680,6 +811,7 @@ impl Server {
             removed = self.remove_wal_files(cat, &old)?;
         }
         cat.remove_backup(&b.backup_id)?;
+        cat.unlink_from_parent(b)?;
         if hooks {
             self.run_hooks("delete", Phase::Post, &self.backup_env(cat, b), None)?;
         }

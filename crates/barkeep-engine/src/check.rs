@@ -110,6 +110,7 @@ struct Remote {
     data_directory: Option<String>,
     current_size: Option<u64>,
     current_wal: Option<String>,
+    summarize_wal: Option<String>,
 }
 
 struct Items(Arc<Mutex<Vec<CheckItem>>>);
@@ -165,6 +166,9 @@ impl Server {
                     .flatten()
                     .map(|v| v == "t");
                 r.data_directory = c.show("data_directory").await.ok();
+                if r.version.is_some_and(|v| v >= 170000) {
+                    r.summarize_wal = c.show("summarize_wal").await.ok();
+                }
                 r.current_size = c
                     .query_value("SELECT sum(pg_catalog.pg_database_size(oid))::bigint FROM pg_catalog.pg_database")
                     .await
@@ -323,7 +327,7 @@ impl Server {
         // directories
         match &cat {
             Some(c) if !s.disabled() => match c.archive.create_directories() {
-                Ok(()) => out.push("directories", true, None),
+                Ok(()) => out.push("directories", true, Some(self.block_sharing().describe())),
                 Err(e) => out.push("directories", false, Some(crate::render(&e))),
             },
             Some(_) => {}
@@ -426,6 +430,9 @@ impl Server {
             errors.is_empty(),
             summarise_errors(&errors),
         );
+        if let (Some(r), Some(c)) = (&remote, &cat) {
+            self.check_incremental(&out, r, &c.list().unwrap_or_default());
+        }
     }
 
     async fn check_postgres(&self, out: &Items, r: &Remote) {
@@ -679,6 +686,43 @@ impl Server {
             true,
             native("pg_basebackup"),
         );
+    }
+
+    /// barkeep's item for PostgreSQL 17+ incremental backups, shown only where they are
+    /// used (`backup_incremental` set, or incremental backups in the catalog): FAILED
+    /// when the server cannot take them (`summarize_wal` off).
+    fn check_incremental(&self, out: &Items, r: &Remote, all: &[BackupInfo]) {
+        let wanted = self.typed().backup_incremental != "off";
+        let has = all.iter().any(|b| b.parent_backup_id.is_some());
+        if !(wanted || has) || r.version.is_none_or(|v| v < 170000) {
+            return;
+        }
+        match r.summarize_wal.as_deref() {
+            Some("on") => out.push("incremental backups", true, Some("summarize_wal = on".into())),
+            other => out.push(
+                "incremental backups",
+                false,
+                Some(format!(
+                    "summarize_wal is {} on the server: incremental backups cannot be taken (set summarize_wal = on and reload PostgreSQL)",
+                    other.unwrap_or("unknown")
+                )),
+            ),
+        }
+    }
+
+    /// Whether this server's backups directory can share blocks between backups.
+    pub fn block_sharing(&self) -> barkeep_archive::share::Sharing {
+        let dir = self.typed().basebackups_directory.as_path();
+        if dir.is_dir() {
+            barkeep_archive::share::probe(dir)
+        } else {
+            barkeep_archive::share::Sharing {
+                clone: false,
+                fs: String::new(),
+                why_not: Some(format!("`{}` does not exist yet", dir.display())),
+                probed: false,
+            }
+        }
     }
 }
 

@@ -77,6 +77,30 @@ pub fn test_installs() -> Vec<PgInstall> {
     }
 }
 
+/// The installations a test of a feature of PostgreSQL `min_major`+ loops over: those of
+/// [`test_installs`] that have it, else the newest installed one that has it, else a
+/// skip as [`require_pg`] does.
+pub fn require_installs_from(min_major: u32) -> Vec<PgInstall> {
+    let mut v: Vec<PgInstall> = test_installs()
+        .into_iter()
+        .filter(|i| i.major >= min_major)
+        .collect();
+    if v.is_empty() {
+        v.extend(
+            PgInstall::all()
+                .into_iter()
+                .filter(|i| i.major >= min_major)
+                .max_by_key(|i| i.major),
+        );
+    }
+    if v.is_empty() {
+        let _ = skip::<()>(&format!(
+            "this test needs PostgreSQL {min_major} or later; none is installed (scripts/setup-test-env.sh --all-majors)"
+        ));
+    }
+    v
+}
+
 /// Real Barman (3.19, installed by `scripts/setup-test-env.sh` into the test cache, or
 /// `BARKEEP_TEST_BARMAN`): the `barman` program. A skip as [`require_pg`] does when absent.
 pub fn require_barman() -> Option<std::path::PathBuf> {

@@ -316,6 +316,13 @@ pub enum Command {
         /// Seconds to wait with --wait (0 = forever).
         #[arg(long, value_name = "SECONDS")]
         wait_timeout: Option<u64>,
+        /// PostgreSQL 17+: an incremental backup of the parent (an id, a name, `latest`,
+        /// `last-full`…); the server needs summarize_wal = on.
+        #[arg(long, value_name = "BACKUP_ID")]
+        incremental: Option<String>,
+        /// A full backup, whatever backup_incremental says.
+        #[arg(long, conflicts_with = "incremental")]
+        full: bool,
     },
     /// List the backups of a server.
     #[command(name = "list-backups", visible_alias = "list-backup")]

@@ -197,8 +197,8 @@ pub fn show_backup(s: &Server, id: &str, out: &Output) -> Result<(), Failure> {
     out.line(&format!("    Backup Type          : {}", d.backup_type));
     out.line(&format!(
         "    Backup Size          : {} ({} with WALs)",
-        human_size(size),
-        human_size(size + d.wal_bytes)
+        human_size(dedup),
+        human_size(dedup + d.wal_bytes)
     ));
     out.line(&format!(
         "    WAL Size             : {}",

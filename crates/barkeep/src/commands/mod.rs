@@ -156,6 +156,8 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             reuse_backup,
             wait,
             wait_timeout,
+            incremental,
+            full,
         } => {
             let o = barkeep_engine::BackupOpts {
                 name: name.clone(),
@@ -173,6 +175,8 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
                 reuse: reuse_backup.clone(),
                 wait: *wait,
                 wait_timeout: *wait_timeout,
+                incremental: incremental.clone(),
+                full: *full,
             };
             for s in engine.servers(servers)? {
                 if let Some(skip) = s.backup_skipped() {

@@ -67,6 +67,12 @@ pub fn show(
         for (k, v) in rt.block_on(server.live_values()) {
             rows.push((k, Some(Value::Str(v)), "live".into()));
         }
+        // barkeep: whether backups share blocks on this file system.
+        rows.push((
+            "block_sharing".into(),
+            Some(Value::Str(server.block_sharing().describe())),
+            "live".into(),
+        ));
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         if out.is_json() {
             out.json(s.name.clone(), settings_json(&rows, with_source));
