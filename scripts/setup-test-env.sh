@@ -32,6 +32,8 @@ for t in gzip bzip2 xz zstd lz4; do
 done
 # sshd: the remote restore test runs barkeep's --remote-ssh-command against a real one.
 command -v /usr/sbin/sshd >/dev/null 2>&1 || missing_tools+=(sshd)
+# rsync: real Barman's recover copies WAL with it (the incremental-chain interoperability test).
+command -v rsync >/dev/null 2>&1 || missing_tools+=(rsync)
 # mkfs.xfs: the block-sharing tests loop-mount an XFS image made with `-m reflink=1`.
 command -v mkfs.xfs >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.xfs ] || missing_tools+=(mkfs.xfs)
 if [ ${#missing_tools[@]} -gt 0 ]; then

@@ -97,7 +97,13 @@ fn probe_now(dir: &Path) -> Sharing {
     let b = dir.join(format!(".barkeep-reflink-probe-{pid}.b"));
     let res = (|| -> io::Result<()> {
         use std::io::Write;
-        let mut fa = File::create(&a)?;
+        // The source of a clone must be open for reading.
+        let mut fa = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&a)?;
         fa.write_all(&[0x5a; 4096])?;
         let fb = File::create(&b)?;
         clone_into(&fb, &fa)

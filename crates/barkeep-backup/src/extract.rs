@@ -593,6 +593,9 @@ mod tests {
         let Some(xfs) = barkeep_testkit::require_reflink_fs(d.path(), 300) else {
             return;
         };
+        let probe = barkeep_archive::share::probe(xfs.path());
+        assert!(probe.clone, "XFS with reflink clones: {probe:?}");
+        assert_eq!(probe.fs, "xfs");
         let old = blocks(512, 1);
         // Two blocks changed, the file grown by two blocks and a half.
         let mut new = old.clone();

@@ -457,6 +457,17 @@ pub enum Command {
         /// destination's parent directory).
         #[arg(long, value_name = "USER")]
         owner: Option<String>,
+        /// Barman's staging area for compressed and incremental backups: accepted, not
+        /// needed (barkeep decompresses and combines straight into the destination).
+        #[arg(long, value_name = "DIR", visible_alias = "local-staging-path")]
+        staging_path: Option<PathBuf>,
+        /// Barman's `local`/`remote` staging location: accepted, not needed.
+        #[arg(long, value_name = "WHERE", value_parser = ["local", "remote"])]
+        staging_location: Option<String>,
+        /// Barman's pg_combinebackup mode: `copy` (what barkeep's native combine does);
+        /// `link`, `clone` and `copy-file-range` are refused.
+        #[arg(long, value_name = "MODE")]
+        combine_mode: Option<String>,
     },
     /// List the files of a backup.
     #[command(name = "list-files")]

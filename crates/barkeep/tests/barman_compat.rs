@@ -469,3 +469,212 @@ fn barkeep_works_on_a_catalog_written_by_barman_and_barman_reads_barkeeps() {
     );
     let _ = c.stop(barkeep_testkit::StopMode::Fast);
 }
+
+/// PostgreSQL 17+ incremental chains cross over: Barman 3.19 takes a full backup and an
+/// incremental one; barkeep restores Barman's incremental natively, then takes two
+/// incremental backups on top of Barman's chain; Barman lists the four as one chain and
+/// restores barkeep's newest with pg_combinebackup — each restore starting with exactly
+/// the rows of its backup.
+#[test]
+fn incremental_chains_cross_over_between_barman_and_barkeep() {
+    let Some(pg) = barkeep_testkit::PgInstall::major(17)
+        .or_else(|| barkeep_testkit::PgInstall::major(18))
+        .or_else(|| {
+            barkeep_testkit::require_installs_from(17)
+                .into_iter()
+                .next()
+        })
+    else {
+        return;
+    };
+    let Some(barman) = barkeep_testkit::require_barman() else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg)
+        .setting("summarize_wal", "on")
+        .start()
+        .expect("start");
+    c.psql("CREATE TABLE marker (id int PRIMARY KEY)")
+        .expect("table");
+    c.psql("INSERT INTO marker VALUES (1)").expect("row");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let config = dir.path().join("barman.conf");
+    let bin = pg.tool("pg_basebackup").expect("pg_basebackup");
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .expect("user")
+        .expect("user")
+        .name;
+    let conninfo = c.socket_conninfo("postgres", "postgres");
+    let sh = Shared {
+        config: config.clone(),
+        barman,
+        dir,
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[barman]\nbarman_home = {home}\nbarman_user = {me}\nlog_file = {log}\nlog_level = INFO\n\n\
+             [pg]\ndescription = chains\nconninfo = {conninfo}\nstreaming_conninfo = {conninfo}\n\
+             backup_method = postgres\nstreaming_archiver = on\nslot_name = barman\ncreate_slot = auto\n\
+             path_prefix = {bin}\nminimum_redundancy = 0\nimmediate_checkpoint = true\n\
+             local_staging_path = {staging}\n",
+            home = sh.home().display(),
+            log = sh.dir.path().join("barman.log").display(),
+            bin = bin.parent().expect("bin dir").display(),
+            staging = sh.dir.path().join("staging").display(),
+        ),
+    )
+    .expect("config");
+    LOG.with(|l| *l.borrow_mut() = sh.dir.path().join("barman.log"));
+    std::fs::create_dir(sh.home()).expect("barman_home");
+    std::fs::create_dir(sh.dir.path().join("staging")).expect("staging");
+    ok(
+        sh.barman(&["receive-wal", "--create-slot", "pg"]),
+        "barman receive-wal --create-slot",
+    );
+    let mut receiver: Child = sh
+        .barman(&["receive-wal", "pg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("barman receive-wal");
+    let stop = Arc::new(AtomicBool::new(false));
+    let archiver = {
+        let stop = stop.clone();
+        let cmd = (sh.barman.clone(), config.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = Command::new(&cmd.0)
+                    .arg("-c")
+                    .arg(&cmd.1)
+                    .args(["archive-wal", "pg"])
+                    .stdin(Stdio::null())
+                    .output();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sh
+        .home()
+        .join("pg/streaming")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "barman receive-wal did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(
+        sh.barman(&[
+            "switch-wal",
+            "--force",
+            "--archive",
+            "--archive-timeout",
+            "60",
+            "pg",
+        ]),
+        "barman switch-wal --archive",
+    );
+    let wait = ["--wait", "--wait-timeout", "120"];
+    let backup = |who: &str, extra: &[&str]| {
+        let mut a = vec!["backup"];
+        a.extend_from_slice(&wait);
+        a.extend_from_slice(extra);
+        a.push("pg");
+        if who == "barman" {
+            ok(sh.barman(&a), "barman backup");
+        } else {
+            ok(sh.barkeep(&a), "barkeep backup");
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+    };
+    backup("barman", &[]);
+    c.psql("INSERT INTO marker VALUES (2)").expect("row");
+    backup("barman", &["--incremental", "latest"]);
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    let barman_incr = sorted(barman_ids(&sh)).last().expect("newest").0.clone();
+    c.psql("INSERT INTO marker VALUES (3)").expect("row");
+    backup("barkeep", &["--incremental", "latest"]);
+    c.psql("INSERT INTO marker VALUES (4)").expect("row");
+    backup("barkeep", &["--incremental", "latest"]);
+    let ids = sorted(barman_ids(&sh));
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(ids.iter().all(|(_, st)| st == "DONE"), "{ids:?}");
+    let newest = ids[3].0.clone();
+
+    // Barman sees one chain: types and parents.
+    let list = json(&ok(
+        sh.barman(&["-f", "json", "list-backups", "pg"]),
+        "barman list-backups",
+    ));
+    let types: Vec<&str> = list["pg"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["backup_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "incremental").count(),
+        3,
+        "{list}"
+    );
+    let show = json(&ok(
+        sh.barman(&["-f", "json", "show-backup", "pg", &newest]),
+        "barman show-backup",
+    ));
+    let text = show.to_string();
+    assert!(
+        text.contains(&ids[2].0),
+        "parent of barkeep's newest: {text}"
+    );
+
+    let restore_and_rows = |who: &str, id: &str| -> String {
+        let mut t = ClusterBuilder::new(&pg).create().expect("target");
+        let dest = t.data_dir().to_path_buf();
+        std::fs::remove_dir_all(&dest).expect("empty target");
+        let args = [
+            "restore",
+            "--target-immediate",
+            "--target-action",
+            "promote",
+            "pg",
+            id,
+            dest.to_str().expect("utf-8"),
+        ];
+        let args: Vec<&str> = if who == "barman" {
+            let mut a = args.to_vec();
+            a[0] = "recover";
+            a
+        } else {
+            args.to_vec()
+        };
+        if who == "barman" {
+            ok(sh.barman(&args), "barman recover of barkeep's chain");
+        } else {
+            ok(sh.barkeep(&args), "barkeep restore of Barman's chain");
+        }
+        t.adopt_data_dir("").expect("adopt");
+        t.start().expect("restored cluster starts");
+        t.wait_for_recovery_end(Duration::from_secs(120))
+            .expect("recovery ends");
+        t.query_value("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker")
+            .expect("rows")
+    };
+    assert_eq!(restore_and_rows("barkeep", &barman_incr), "1,2");
+    assert_eq!(restore_and_rows("barman", &newest), "1,2,3,4");
+    stop.store(true, Ordering::Relaxed);
+    let _ = archiver.join();
+    kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let _ = receiver.wait();
+}

@@ -280,8 +280,16 @@ pub fn dispatch(cli: &Cli, rt: &tokio::runtime::Runtime, out: &Arc<Output>) -> R
             remote_ssh_command,
             bwlimit,
             owner,
+            staging_path: _,
+            staging_location: _,
+            combine_mode,
         } => {
             use barkeep_engine::Target;
+            if let Some(m) = combine_mode.as_deref().filter(|m| *m != "copy") {
+                return Err(Failure::usage(format!(
+                    "--combine-mode {m}: barkeep combines incremental chains natively by copying the blocks into the destination (`copy`); `link`, `clone` and `copy-file-range` would tie the restored files to the catalog's"
+                )));
+            }
             let target = if let Some(t) = target_time {
                 Some(Target::Time(t.clone()))
             } else if let Some(x) = target_xid {
