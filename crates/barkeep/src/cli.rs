@@ -98,6 +98,9 @@ pub enum ColorMode {
 }
 
 /// Subcommands.
+// Parsed once per process: the size of the largest variant (restore's options) costs
+// nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the configured servers with their descriptions.
