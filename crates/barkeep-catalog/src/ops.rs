@@ -109,7 +109,12 @@ fn recover<S: CatalogStore + ?Sized>(s: &S, newest_only: bool) -> Result<Vec<Str
     let listing = s.listing()?;
     for id in &listing.marked {
         tracing::warn!(server = %s.server(), "the delete of backup {id} was interrupted: finishing it");
+        let info = s.read_info(id).ok().flatten();
         s.remove_backup(id)?;
+        // An incremental backup leaves its parent's children list too.
+        if let Some(b) = info {
+            unlink_child(s, &b)?;
+        }
     }
     let mut ids = listing.live;
     if newest_only {
@@ -136,6 +141,25 @@ fn recover<S: CatalogStore + ?Sized>(s: &S, newest_only: bool) -> Result<Vec<Str
         failed.push(id);
     }
     Ok(failed)
+}
+
+fn unlink_child<S: CatalogStore + ?Sized>(s: &S, child: &BackupInfo) -> Result<()> {
+    let Some(pid) = &child.parent_backup_id else {
+        return Ok(());
+    };
+    let Some(mut p) = s.read_info(pid)? else {
+        return Ok(());
+    };
+    if let Some(kids) = p.children_backup_ids.as_mut()
+        && kids.contains(&child.backup_id)
+    {
+        kids.retain(|k| *k != child.backup_id);
+        if kids.is_empty() {
+            p.children_backup_ids = None;
+        }
+        s.write_info(&p)?;
+    }
+    Ok(())
 }
 
 fn resolve_in<S: CatalogStore + ?Sized>(s: &S, ids: &[String], spec: &str) -> Result<BackupInfo> {
@@ -363,22 +387,7 @@ impl<S: CatalogStore + ?Sized> CatalogOps for S {
     }
 
     fn unlink_from_parent(&self, child: &BackupInfo) -> Result<()> {
-        let Some(pid) = &child.parent_backup_id else {
-            return Ok(());
-        };
-        let Some(mut p) = self.read_info(pid)? else {
-            return Ok(());
-        };
-        if let Some(kids) = p.children_backup_ids.as_mut()
-            && kids.contains(&child.backup_id)
-        {
-            kids.retain(|k| *k != child.backup_id);
-            if kids.is_empty() {
-                p.children_backup_ids = None;
-            }
-            self.write_info(&p)?;
-        }
-        Ok(())
+        unlink_child(self, child)
     }
 
     fn drop_backup(&self, id: &str) -> Result<()> {
