@@ -284,6 +284,9 @@ impl Server {
         let progress = self.progress("backup");
         let format = self.format(o.jobs)?;
         let parent = self.incremental_parent(&cat, o)?;
+        if let Some((pid, false)) = &parent {
+            self.server_can_take_incremental(pid).await?;
+        }
         let req = Request {
             plain_server_compression: format.1,
             name: o.name.clone(),
@@ -484,6 +487,36 @@ impl Server {
             return Ok(None);
         }
         Ok(Some((p.backup_id, true)))
+    }
+
+    /// Before an explicit `--incremental` creates anything: the server must be 17+ with
+    /// `summarize_wal = on` (Barman checks this before the backup starts too, so a
+    /// refused request leaves no FAILED backup behind).
+    async fn server_can_take_incremental(&self, parent: &str) -> Result<()> {
+        let name = self.name().to_string();
+        let mut c = self.connect_sql().await?;
+        let version = c
+            .server_version_num()
+            .await
+            .map_err(|e| failed(format!("server `{name}`: {}", crate::render(&e))))?;
+        let summarize = if version >= 170000 {
+            c.show("summarize_wal").await.ok()
+        } else {
+            None
+        };
+        let _ = c.close().await;
+        if version < 170000 {
+            return Err(usage(format!(
+                "--incremental {parent}: Postgres version 17 or greater is required for incremental backups using the Postgres backup method (server `{name}` runs {version})"
+            )));
+        }
+        if summarize.as_deref() != Some("on") {
+            return Err(usage(format!(
+                "--incremental {parent}: 'summarize_wal' option has to be enabled in the Postgres server to perform an incremental backup using the Postgres backup method (server `{name}` has summarize_wal = {})",
+                summarize.as_deref().unwrap_or("unknown")
+            )));
+        }
+        Ok(())
     }
 
     /// `--wait`: archives and re-checks until the backup's WAL is all there (or the

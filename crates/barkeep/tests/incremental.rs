@@ -285,3 +285,82 @@ fn run_chain(pg: &PgInstall) {
     common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let _ = receiver.wait();
 }
+
+/// `backup_incremental = latest` with `backup_incremental_max_chain = 1`: the first backup
+/// is full (no parent yet), the second incremental, the third full again (the chain is
+/// long enough). With `summarize_wal` turned off, `check` fails its `incremental backups`
+/// item and the default gives a full backup with a warning, while an explicit
+/// `--incremental` is refused with PostgreSQL's reason.
+#[test]
+fn backup_incremental_default_and_its_check() {
+    let Some(pg) = barkeep_testkit::require_installs_from(17)
+        .into_iter()
+        .last()
+    else {
+        return;
+    };
+    let mut c = ClusterBuilder::new(&pg)
+        .setting("summarize_wal", "on")
+        .start()
+        .expect("start");
+    let home = Home::new(
+        &c,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nbackup_incremental = latest\nbackup_incremental_max_chain = 1\n",
+    );
+    let mut receiver = home.streaming_receiver();
+    let types = |home: &Home| -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&home.run(&["-f", "json", "list-backups", "pg"])).expect("json");
+        let mut t: Vec<String> = v["pg"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|b| b["backup_type"].as_str().unwrap_or_default().to_string())
+            .collect();
+        t.reverse();
+        t
+    };
+    for _ in 0..3 {
+        home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    assert_eq!(types(&home), ["full", "incremental", "full"]);
+    let check = home.run(&["check", "pg"]);
+    assert!(check.contains("incremental backups: OK"), "{check}");
+
+    c.set("summarize_wal", "off").expect("summarize_wal off");
+    c.reload().expect("reload");
+    let out = home.cmd(&["check", "pg"]).output().expect("check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("incremental backups: FAILED (summarize_wal is off"),
+        "{text}"
+    );
+    let out = home
+        .cmd(&["backup", "--incremental", "latest", "pg"])
+        .output()
+        .expect("backup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("summarize_wal"), "{err}");
+    // Refused before anything is written (no FAILED backup); the default falls back to
+    // a full backup, with a warning.
+    assert_eq!(types(&home).len(), 3);
+    let out = home
+        .cmd(&["backup", "--wait", "--wait-timeout", "120", "pg"])
+        .output()
+        .expect("backup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(all.contains("full backup"), "{all}");
+    let t = types(&home);
+    assert_eq!(t.last().map(String::as_str), Some("full"), "{t:?}");
+    common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let _ = receiver.wait();
+}
