@@ -99,6 +99,10 @@ pub struct BackupDetails {
     pub deduplicated_size_bytes: u64,
     /// Retention status (`None`: no policy enforced).
     pub retention_status: Option<&'static str>,
+    /// The full backup at the root of its chain (itself for a full backup).
+    pub root_backup_id: String,
+    /// Backups from the root to it, both included (Barman's "Backup chain size").
+    pub chain_size: u64,
 }
 
 /// What `check-backup` found.
@@ -674,9 +678,22 @@ impl Server {
         } else {
             None
         };
+        // Walk to the root, as Barman's `walk_to_root`.
+        let (mut root, mut chain_size) = (b.backup_id.clone(), 1);
+        let mut parent = b.parent_backup_id.clone();
+        while let Some(p) = parent.take() {
+            root = p.clone();
+            chain_size += 1;
+            parent = cat.read_info(&p)?.and_then(|x| x.parent_backup_id);
+            if chain_size > 10_000 {
+                break;
+            }
+        }
         Ok(BackupDetails {
             server: cat.server.clone(),
             backup_type: b.backup_type(),
+            root_backup_id: root,
+            chain_size,
             info: b,
             previous_backup_id: n.previous.map(|p| p.backup_id),
             next_backup_id: n.next.map(|p| p.backup_id),

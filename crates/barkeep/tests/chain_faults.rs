@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use barkeep_testkit::ClusterBuilder;
-use common::{Home, kill, wait_for};
+use common::{Home, kill};
 use nix::sys::signal::Signal;
 
 fn env_u64(key: &str, default: u64) -> u64 {
@@ -285,21 +285,8 @@ fn kills_on_incremental_chains_leave_a_catalog_that_resumes() {
         }
         check_catalog(&home, &what, lib.as_deref());
     }
-    // The archive keeps up to the end: new WAL, switched, received.
-    c.psql("INSERT INTO marker VALUES (100000)")
-        .expect("last row");
-    let last = c
-        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
-        .expect("switch");
-    wait_for(
-        &home,
-        "the last segment archived",
-        Duration::from_secs(60),
-        || {
-            let _ = home.cmd(&["archive-wal", "pg"]).output();
-            home.archived().iter().any(|n| *n >= last)
-        },
-    );
+    // The archive keeps up to the end.
+    common::switch_and_archive(&home, &c);
     kill(&mut receiver, Signal::SIGTERM);
     let _ = receiver.wait();
 }

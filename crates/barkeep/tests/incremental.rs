@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use barkeep_testkit::{ClusterBuilder, PgInstall};
-use common::{Home, wait_for};
+use common::Home;
 
 fn info_field(home: &Home, id: &str, key: &str) -> String {
     let meta = home
@@ -106,18 +106,7 @@ fn run_chain(pg: &PgInstall) {
     let out = backup(&["--name", "inc2", "--incremental", "inc1"]);
     assert!(!out.is_empty());
     light(3);
-    let last = c
-        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
-        .expect("switch");
-    wait_for(
-        &home,
-        "the last segment archived",
-        Duration::from_secs(60),
-        || {
-            let _ = home.cmd(&["archive-wal", "pg"]).output();
-            home.archived().iter().any(|n| *n >= last)
-        },
-    );
+    common::switch_and_archive(&home, &c);
     let (f, i1, i2) = (
         backup_id(&home, "full"),
         backup_id(&home, "inc1"),
@@ -161,6 +150,20 @@ fn run_chain(pg: &PgInstall) {
     for id in [&f, &i1, &i2] {
         home.run(&["verify-backup", "pg", id]);
     }
+    let show = home.run(&["show-backup", "pg", &i2]);
+    for line in [
+        format!("Root Backup          : {f}"),
+        format!("Parent Backup        : {i1}"),
+        "Backup chain size    : 3".to_string(),
+        "Backup Type          : incremental".to_string(),
+    ] {
+        assert!(show.contains(&line), "{line} in {show}");
+    }
+    let show = home.run(&["show-backup", "pg", &f]);
+    assert!(
+        show.contains(&format!("Children Backup(s)   : {i1}")),
+        "{show}"
+    );
 
     // Native combination vs pg_combinebackup, file by file.
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -226,23 +229,7 @@ fn run_chain(pg: &PgInstall) {
 
     // Each backup of the chain restores natively to its own markers.
     for (name, want) in [("full", vec![]), ("inc1", vec![1]), ("inc2", vec![1, 2])] {
-        let mut r = ClusterBuilder::new(pg).create().expect("target");
-        std::fs::remove_dir_all(r.data_dir()).expect("empty");
-        let dest = r.data_dir().to_str().expect("utf-8").to_string();
-        let out = home.run(&[
-            "restore",
-            "--target-immediate",
-            "--target-action",
-            "promote",
-            "pg",
-            name,
-            &dest,
-        ]);
-        assert!(out.contains("successfully prepared for recovery"), "{out}");
-        r.adopt_data_dir("").expect("adopt");
-        r.start().expect("restored cluster starts");
-        r.wait_for_recovery_end(Duration::from_secs(120))
-            .expect("recovery ends");
+        let r = common::restore_and_start(&home, pg, common::AT_BACKUP, name);
         let ids: Vec<i32> = r
             .query_rows("SELECT id FROM marker ORDER BY id")
             .expect("markers")
@@ -361,6 +348,94 @@ fn backup_incremental_default_and_its_check() {
     assert!(all.contains("full backup"), "{all}");
     let t = types(&home);
     assert_eq!(t.last().map(String::as_str), Some("full"), "{t:?}");
+    common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let _ = receiver.wait();
+}
+
+/// A chain whose cluster has a tablespace: the restore combines the tablespace's files
+/// too, into the relocated location (`--tablespace NAME:LOCATION`).
+#[test]
+fn a_chain_with_a_tablespace_restores_relocated() {
+    let Some(pg) = barkeep_testkit::require_installs_from(17)
+        .into_iter()
+        .last()
+    else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg)
+        .setting("summarize_wal", "on")
+        .start()
+        .expect("start");
+    let ts = c.root().join("ts1");
+    std::fs::create_dir(&ts).expect("ts dir");
+    c.os_user().chown_tree(&ts).expect("chown");
+    c.psql(&format!(
+        "CREATE TABLESPACE ts1 LOCATION '{}'",
+        ts.display()
+    ))
+    .expect("tablespace");
+    c.psql("CREATE TABLE spaced (id int PRIMARY KEY, v text) TABLESPACE ts1")
+        .expect("table");
+    c.psql("INSERT INTO spaced SELECT g, md5(g::text) FROM generate_series(1, 50000) g")
+        .expect("rows");
+    let home = Home::new(
+        &c,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\n",
+    );
+    let mut receiver = home.streaming_receiver();
+    home.run(&["backup", "--wait", "--wait-timeout", "120", "pg"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.psql("UPDATE spaced SET v = 'changed' WHERE id % 100 = 0; INSERT INTO spaced VALUES (50001, 'new')")
+        .expect("changes");
+    home.run(&[
+        "backup",
+        "--wait",
+        "--wait-timeout",
+        "120",
+        "--incremental",
+        "latest",
+        "pg",
+    ]);
+    common::switch_and_archive(&home, &c);
+    let target = tempfile::tempdir().expect("tempdir");
+    let reloc = target.path().join("ts1");
+    let map = format!("ts1:{}", reloc.display());
+    let mut opts = common::AT_BACKUP.to_vec();
+    opts.extend_from_slice(&["--tablespace", &map]);
+    // The relocated tablespace must be reachable by the server's OS user.
+    std::fs::set_permissions(
+        target.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut r = ClusterBuilder::new(&pg).create().expect("target cluster");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let mut args = vec!["restore"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&["pg", "latest", &dest]);
+    home.run(&args);
+    r.os_user().chown_tree(&reloc).expect("chown tablespace");
+    r.adopt_data_dir("").expect("adopt");
+    r.start().expect("restored cluster starts");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery ends");
+    assert_eq!(
+        r.query_value("SELECT count(*), count(*) FILTER (WHERE v = 'changed') FROM spaced")
+            .expect("rows"),
+        "50001|500"
+    );
+    let mut amcheck = r.tool_command("pg_amcheck").expect("pg_amcheck");
+    amcheck.arg("-h").arg(r.socket_dir()).args([
+        "-p",
+        &r.port().to_string(),
+        "-U",
+        "postgres",
+        "--install-missing",
+        "--heapallindexed",
+        "postgres",
+    ]);
+    barkeep_testkit::run(amcheck, "pg_amcheck").expect("pg_amcheck passes");
     common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let _ = receiver.wait();
 }

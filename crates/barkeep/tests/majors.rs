@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use barkeep_testkit::{ClusterBuilder, PgInstall};
-use common::{Home, wait_for};
+use common::Home;
 
 /// One major's choice of options.
 struct Case {
@@ -142,18 +142,7 @@ fn round_trip(pg: &PgInstall) {
         .expect("restore point");
     std::thread::sleep(Duration::from_millis(1100));
     c.psql("INSERT INTO marker VALUES (2)").expect("marker 2");
-    let last = c
-        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
-        .expect("switch");
-    wait_for(
-        &home,
-        "the last segment archived",
-        Duration::from_secs(60),
-        || {
-            let _ = home.cmd(&["archive-wal", "pg"]).output();
-            home.archived().iter().any(|n| *n >= last)
-        },
-    );
+    let last = common::switch_and_archive(&home, &c);
 
     // The major's own tools read what barkeep wrote.
     // (The downloaded trees' tools find their libraries in ../lib, as the harness runs
@@ -188,27 +177,12 @@ fn round_trip(pg: &PgInstall) {
         "lsn" => ("--target-lsn", row[0][1].clone()),
         _ => ("--target-name", "after_one".to_string()),
     };
-    let mut r = ClusterBuilder::new(pg).create().expect("target cluster");
-    std::fs::remove_dir_all(r.data_dir()).expect("empty");
-    let dest = r.data_dir().to_str().expect("utf-8").to_string();
-    let out = home.run(&[
-        "restore",
-        flag,
-        &value,
-        "--target-action",
-        "promote",
-        "pg",
+    let r = common::restore_and_start(
+        &home,
+        pg,
+        &[flag, &value, "--target-action", "promote"],
         &newest,
-        &dest,
-    ]);
-    assert!(
-        out.contains("successfully prepared for recovery"),
-        "{what}: {out}"
     );
-    r.adopt_data_dir("").expect("adopt");
-    r.start().expect("restored cluster starts");
-    r.wait_for_recovery_end(Duration::from_secs(120))
-        .expect("recovery ends");
     let ids = r
         .query_value("SELECT string_agg(id::text, ',' ORDER BY id) FROM marker")
         .expect("markers");

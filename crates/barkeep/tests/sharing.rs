@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::time::Duration;
 
 use barkeep_testkit::{ClusterBuilder, SmallFs};
-use common::{Home, wait_for};
+use common::Home;
 
 /// What the scenario measured.
 #[derive(Debug)]
@@ -125,40 +124,14 @@ fn seven_dailies(fs: &SmallFs, scale: u32) -> Figures {
         let out = home.run(&["verify-backup", "pg", id]);
         assert!(out.contains("pg_verifybackup"), "verify-backup {id}: {out}");
     }
-    let last = c
-        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
-        .expect("switch");
-    wait_for(
-        &home,
-        "the last segment archived",
-        Duration::from_secs(60),
-        || {
-            let _ = home.cmd(&["archive-wal", "pg"]).output();
-            home.archived().iter().any(|n| *n >= last)
-        },
-    );
+    common::switch_and_archive(&home, &c);
 
     // Only the oldest and the newest are kept; each restores with its own rows.
     for id in &ids[1..6] {
         home.run(&["delete", "pg", id]);
     }
     for (id, days) in [(&ids[0], 1), (&ids[6], 7)] {
-        let mut r = ClusterBuilder::new(&pg).create().expect("target");
-        std::fs::remove_dir_all(r.data_dir()).expect("empty");
-        let dest = r.data_dir().to_str().expect("utf-8").to_string();
-        home.run(&[
-            "restore",
-            "--target-immediate",
-            "--target-action",
-            "promote",
-            "pg",
-            id,
-            &dest,
-        ]);
-        r.adopt_data_dir("").expect("adopt");
-        r.start().expect("restored cluster starts");
-        r.wait_for_recovery_end(Duration::from_secs(120))
-            .expect("recovery ends");
+        let r = common::restore_and_start(&home, &pg, common::AT_BACKUP, id);
         let got = r
             .query_value("SELECT string_agg(day::text, ',' ORDER BY day) FROM marker")
             .expect("markers");

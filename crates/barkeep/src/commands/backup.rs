@@ -153,6 +153,8 @@ pub fn show_backup(s: &Server, id: &str, out: &Output) -> Result<(), Failure> {
                 "previous_backup_id": d.previous_backup_id,
                 "next_backup_id": d.next_backup_id,
                 "parent_backup_id": b.parent_backup_id,
+                "root_backup_id": d.root_backup_id,
+                "chain_size": d.chain_size,
                 "children_backup_ids": b.children_backup_ids.as_ref().map(|c| c.join(",")),
             },
             "error": b.error,
@@ -265,6 +267,17 @@ pub fn show_backup(s: &Server, id: &str, out: &Output) -> Result<(), Failure> {
             .clone()
             .unwrap_or_else(|| "- (this is the latest base backup)".into())
     ));
+    if d.backup_type == "incremental" {
+        out.line(&format!("    Root Backup          : {}", d.root_backup_id));
+        out.line(&format!(
+            "    Parent Backup        : {}",
+            text(&b.parent_backup_id)
+        ));
+        out.line(&format!("    Backup chain size    : {}", d.chain_size));
+    }
+    if let Some(kids) = &b.children_backup_ids {
+        out.line(&format!("    Children Backup(s)   : {}", kids.join(",")));
+    }
     if let Some(e) = &b.error {
         out.line(&format!("  Error                  : {e}"));
     }

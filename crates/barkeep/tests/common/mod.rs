@@ -151,6 +151,54 @@ pub fn decompress(path: &Path) -> Vec<u8> {
     out
 }
 
+/// Writes a WAL record (so there is a segment to switch out), switches the server's WAL
+/// and waits until the segment switched out is archived; returns its name.
+pub fn switch_and_archive(home: &Home, c: &Cluster) -> String {
+    c.psql("SELECT pg_logical_emit_message(false, 'barkeep-test', 'switch')")
+        .expect("a WAL record");
+    let last = c
+        .query_value("SELECT pg_walfile_name(pg_switch_wal())")
+        .expect("switch");
+    wait_for(
+        home,
+        "the last segment archived",
+        Duration::from_secs(60),
+        || {
+            let _ = home.cmd(&["archive-wal", "pg"]).output();
+            home.archived().iter().any(|n| *n >= last)
+        },
+    );
+    last
+}
+
+/// `restore OPTIONS… pg ID <dest>` into a new cluster's data directory, which is then
+/// started and left out of recovery: the restored server.
+pub fn restore_and_start(
+    home: &Home,
+    pg: &barkeep_testkit::PgInstall,
+    options: &[&str],
+    id: &str,
+) -> Cluster {
+    let mut r = barkeep_testkit::ClusterBuilder::new(pg)
+        .create()
+        .expect("target cluster");
+    std::fs::remove_dir_all(r.data_dir()).expect("empty the target");
+    let dest = r.data_dir().to_str().expect("utf-8").to_string();
+    let mut args = vec!["restore"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["pg", id, &dest]);
+    let out = home.run(&args);
+    assert!(out.contains("successfully prepared for recovery"), "{out}");
+    r.adopt_data_dir("").expect("adopt");
+    r.start().expect("restored cluster starts");
+    r.wait_for_recovery_end(Duration::from_secs(120))
+        .expect("recovery ends");
+    r
+}
+
+/// Options restoring to a backup's consistency point, then promoting.
+pub const AT_BACKUP: &[&str] = &["--target-immediate", "--target-action", "promote"];
+
 pub fn wait_for(home: &Home, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
