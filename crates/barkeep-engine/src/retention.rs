@@ -152,7 +152,7 @@ impl Server {
             return Ok(done);
         }
         let ids: Vec<String> = done.plan.deleted().map(|v| v.backup_id.clone()).collect();
-        for id in ids {
+        'each: for id in ids {
             self.events.step(
                 &name,
                 format!("Enforcing retention policy: removing backup {id} for server {name}"),
@@ -160,6 +160,31 @@ impl Server {
             let Some(b) = cat.read_info(&id)? else {
                 continue;
             };
+            // What still depends on it (a FAILED incremental child is not ranked, so not
+            // planned) goes first: no backup is left with a missing parent. A usable
+            // descendant the plan keeps keeps its ancestors too.
+            let tree = cat.descendants(&b)?;
+            if let Some(kept) = tree
+                .iter()
+                .find(|d| d.is_usable() && !done.plan.deleted().any(|v| v.backup_id == d.backup_id))
+            {
+                self.events.warning(
+                    &name,
+                    format!(
+                        "retention keeps backup {id} of server {name}: its incremental backup {} is kept",
+                        kept.backup_id
+                    ),
+                );
+                continue 'each;
+            }
+            for d in tree {
+                self.remove_backup(&cat, &d, false).map_err(|e| {
+                    e.context(format!(
+                        "removing backup {} (incremental, of {id}) of server `{name}`",
+                        d.backup_id
+                    ))
+                })?;
+            }
             self.remove_backup(&cat, &b, false)
                 .map_err(|e| e.context(format!("removing backup {id} of server `{name}`")))?;
             done.deleted.push(id);

@@ -439,3 +439,76 @@ fn a_chain_with_a_tablespace_restores_relocated() {
     common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let _ = receiver.wait();
 }
+
+/// Retention removes an obsolete chain whole: its incremental backups (leaves first) and
+/// a FAILED incremental child retention does not rank — no backup is left with a missing
+/// parent, and the parent lists are kept right.
+#[test]
+fn retention_removes_an_obsolete_chain_whole() {
+    let Some(pg) = barkeep_testkit::require_installs_from(17)
+        .into_iter()
+        .last()
+    else {
+        return;
+    };
+    let c = ClusterBuilder::new(&pg)
+        .setting("summarize_wal", "on")
+        .start()
+        .expect("start");
+    let home = Home::new(
+        &c,
+        "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nretention_policy = REDUNDANCY 1\n",
+    );
+    let mut receiver = home.streaming_receiver();
+    let wait = ["backup", "--wait", "--wait-timeout", "120"];
+    let run = |extra: &[&str]| {
+        let mut a = wait.to_vec();
+        a.extend_from_slice(extra);
+        a.push("pg");
+        home.run(&a);
+        std::thread::sleep(Duration::from_millis(1100));
+    };
+    run(&[]);
+    run(&["--incremental", "latest"]);
+    let (f, i) = (backup_id(&home, "oldest"), backup_id(&home, "latest"));
+    // A FAILED incremental child of the root, as a killed backup leaves one.
+    let meta = home.server_dir().join("meta");
+    let failed_id = "20000101T000000";
+    let text = std::fs::read_to_string(meta.join(format!("{i}-backup.info"))).expect("info");
+    let text = text
+        .replace("status=DONE", "status=FAILED")
+        .replace(&format!("backup_id={i}"), &format!("backup_id={failed_id}"));
+    std::fs::write(meta.join(format!("{failed_id}-backup.info")), text).expect("write");
+    let root = meta.join(format!("{f}-backup.info"));
+    let rt = std::fs::read_to_string(&root).expect("root info");
+    std::fs::write(
+        &root,
+        rt.replace(
+            &format!("children_backup_ids={i}"),
+            &format!("children_backup_ids={i},{failed_id}"),
+        ),
+    )
+    .expect("write root");
+    run(&["--full"]);
+    let newest = backup_id(&home, "latest");
+    let out = home.run(&["retention", "pg"]);
+    assert!(!out.is_empty());
+    let left = home.run(&["list-backups", "--minimal", "pg"]);
+    assert_eq!(
+        left.trim(),
+        newest,
+        "only the new full backup is left: {left}"
+    );
+    for id in [&f, &i] {
+        assert!(
+            !meta.join(format!("{id}-backup.info")).exists(),
+            "{id} removed"
+        );
+    }
+    assert!(
+        !meta.join(format!("{failed_id}-backup.info")).exists(),
+        "the FAILED child removed"
+    );
+    common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
+    let _ = receiver.wait();
+}

@@ -8,7 +8,6 @@
 
 mod common;
 
-
 use barkeep_testkit::{ClusterBuilder, SmallFs};
 use common::Home;
 
