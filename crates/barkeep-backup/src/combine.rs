@@ -58,7 +58,9 @@ impl ChainBackup {
     }
 }
 
-fn map_path(data: &Path, ts: &BTreeMap<u32, PathBuf>, mpath: &str) -> Option<PathBuf> {
+/// Where a manifest path (`pg_tblspc/<oid>/…` for a tablespace's files) is in a backup
+/// stored as a data directory and one directory per tablespace.
+pub(crate) fn map_path(data: &Path, ts: &BTreeMap<u32, PathBuf>, mpath: &str) -> Option<PathBuf> {
     if let Some(rest) = mpath.strip_prefix("pg_tblspc/")
         && let Some((oid, inner)) = rest.split_once('/')
         && let Ok(oid) = oid.parse::<u32>()

@@ -69,12 +69,7 @@ pub struct Previous {
 
 impl Previous {
     fn file_for(&self, manifest_path: &str) -> Option<PathBuf> {
-        if let Some(rest) = manifest_path.strip_prefix("pg_tblspc/") {
-            let (oid, inner) = rest.split_once('/')?;
-            let dir = self.tablespaces.get(&oid.parse().ok()?)?;
-            return Some(dir.join(inner));
-        }
-        Some(self.data_dir.join(manifest_path))
+        crate::combine::map_path(&self.data_dir, &self.tablespaces, manifest_path)
     }
 }
 
