@@ -432,15 +432,13 @@ fn reconstruct(chain: &[ChainBackup], mpath_bare: &str, out: &Path) -> Result<(u
 }
 
 fn create_output(out: &Path) -> Result<File> {
-    let f = OpenOptions::new()
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(barkeep_archive::durable::file_mode())
         .open(out)
-        .map_err(|e| BackupError::io("create", out, e))?;
-    let _ = f.set_permissions(fs::Permissions::from_mode(
-        barkeep_archive::durable::file_mode(),
-    ));
-    Ok(f)
+        .map_err(|e| BackupError::io("create", out, e))
 }
 
 /// Copies a file stored whole, checking it against the manifest on the way.

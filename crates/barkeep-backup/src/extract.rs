@@ -139,6 +139,8 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
         .entries()
         .map_err(|e| BackupError::Verify(format!("backup stream is not a tar archive: {e}")))?;
     let mut buf = vec![0u8; 256 * 1024];
+    // The clone's current content, compared with `buf` (allocated once, if cloning).
+    let mut old = vec![0u8; if u.clone_changed { buf.len() } else { 0 }];
     for entry in entries {
         let mut entry =
             entry.map_err(|e| BackupError::Verify(format!("damaged tar stream: {e}")))?;
@@ -192,6 +194,7 @@ pub fn unpack(input: impl Read, u: &Unpack) -> Result<Unpacked> {
             &dest,
             clone_from.as_deref(),
             &mut buf,
+            &mut old,
             &rel,
             |b| {
                 if let Some(l) = label.as_mut() {
@@ -285,15 +288,17 @@ fn write_member(
     dest: &Path,
     clone_from: Option<&Path>,
     buf: &mut [u8],
+    old: &mut [u8],
     rel: &str,
     mut seen: impl FnMut(&[u8]),
 ) -> Result<Written> {
-    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(barkeep_archive::durable::file_mode())
         .open(dest)
         .map_err(|e| BackupError::io("create", dest, e))?;
     let mut h = Hasher::new("CRC32C").ok_or_else(|| BackupError::Other("no CRC32C".into()))?;
@@ -304,7 +309,6 @@ fn write_member(
         barkeep_archive::share::clone_into(&f, &src).ok()?;
         Some(len)
     });
-    let mut old = vec![0u8; if old_len.is_some() { buf.len() } else { 0 }];
     let (mut size, mut written) = (0u64, 0u64);
     loop {
         // Fill the buffer (block-aligned comparisons need whole chunks).

@@ -15,6 +15,18 @@ use std::time::Duration;
 use barkeep_testkit::{ClusterBuilder, PgInstall};
 use common::Home;
 
+/// The newest installed PostgreSQL 17+ and a cluster of it with `summarize_wal = on`.
+fn summarizing_cluster() -> Option<(PgInstall, barkeep_testkit::Cluster)> {
+    let pg = barkeep_testkit::require_installs_from(17)
+        .into_iter()
+        .last()?;
+    let c = ClusterBuilder::new(&pg)
+        .setting("summarize_wal", "on")
+        .start()
+        .expect("start");
+    Some((pg, c))
+}
+
 fn info_field(home: &Home, id: &str, key: &str) -> String {
     let meta = home
         .server_dir()
@@ -280,16 +292,9 @@ fn run_chain(pg: &PgInstall) {
 /// `--incremental` is refused with PostgreSQL's reason.
 #[test]
 fn backup_incremental_default_and_its_check() {
-    let Some(pg) = barkeep_testkit::require_installs_from(17)
-        .into_iter()
-        .last()
-    else {
+    let Some((_, mut c)) = summarizing_cluster() else {
         return;
     };
-    let mut c = ClusterBuilder::new(&pg)
-        .setting("summarize_wal", "on")
-        .start()
-        .expect("start");
     let home = Home::new(
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nbackup_incremental = latest\nbackup_incremental_max_chain = 1\n",
@@ -356,16 +361,9 @@ fn backup_incremental_default_and_its_check() {
 /// too, into the relocated location (`--tablespace NAME:LOCATION`).
 #[test]
 fn a_chain_with_a_tablespace_restores_relocated() {
-    let Some(pg) = barkeep_testkit::require_installs_from(17)
-        .into_iter()
-        .last()
-    else {
+    let Some((pg, c)) = summarizing_cluster() else {
         return;
     };
-    let c = ClusterBuilder::new(&pg)
-        .setting("summarize_wal", "on")
-        .start()
-        .expect("start");
     let ts = c.root().join("ts1");
     std::fs::create_dir(&ts).expect("ts dir");
     c.os_user().chown_tree(&ts).expect("chown");
@@ -425,17 +423,7 @@ fn a_chain_with_a_tablespace_restores_relocated() {
             .expect("rows"),
         "50001|500"
     );
-    let mut amcheck = r.tool_command("pg_amcheck").expect("pg_amcheck");
-    amcheck.arg("-h").arg(r.socket_dir()).args([
-        "-p",
-        &r.port().to_string(),
-        "-U",
-        "postgres",
-        "--install-missing",
-        "--heapallindexed",
-        "postgres",
-    ]);
-    barkeep_testkit::run(amcheck, "pg_amcheck").expect("pg_amcheck passes");
+    common::amcheck(&r);
     common::kill(&mut receiver, nix::sys::signal::Signal::SIGTERM);
     let _ = receiver.wait();
 }
@@ -445,16 +433,9 @@ fn a_chain_with_a_tablespace_restores_relocated() {
 /// parent, and the parent lists are kept right.
 #[test]
 fn retention_removes_an_obsolete_chain_whole() {
-    let Some(pg) = barkeep_testkit::require_installs_from(17)
-        .into_iter()
-        .last()
-    else {
+    let Some((_, c)) = summarizing_cluster() else {
         return;
     };
-    let c = ClusterBuilder::new(&pg)
-        .setting("summarize_wal", "on")
-        .start()
-        .expect("start");
     let home = Home::new(
         &c,
         "immediate_checkpoint = true\nslot_name = barkeep\ncreate_slot = auto\nretention_policy = REDUNDANCY 1\n",

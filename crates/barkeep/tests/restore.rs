@@ -158,20 +158,6 @@ fn restore_and_count(
     (r, ids)
 }
 
-fn amcheck(r: &Cluster) {
-    let mut cmd = r.tool_command("pg_amcheck").expect("pg_amcheck");
-    cmd.arg("-h").arg(r.socket_dir()).args([
-        "-p",
-        &r.port().to_string(),
-        "-U",
-        "postgres",
-        "--install-missing",
-        "--heapallindexed",
-        "postgres",
-    ]);
-    barkeep_testkit::run(cmd, "pg_amcheck").expect("pg_amcheck passes on the restored cluster");
-}
-
 #[test]
 fn every_target_type_restores_exactly_the_rows_up_to_it() {
     let Some(pg) = barkeep_testkit::require_pg() else {
@@ -222,7 +208,7 @@ fn every_target_type_restores_exactly_the_rows_up_to_it() {
         let (r, ids) = restore_and_count(&s, &pg, &args, "");
         assert_eq!(ids, want, "target {what}: {args:?}\n{}", r.log_tail(3000));
         if what == "time" {
-            amcheck(&r);
+            common::amcheck(&r);
         }
     }
     // No target: everything barkeep has, the newest streamed segment included.
@@ -246,7 +232,7 @@ fn every_target_type_restores_exactly_the_rows_up_to_it() {
     std::thread::sleep(Duration::from_millis(500));
     let (r, ids) = restore_and_count(&s, &pg, &[], "");
     assert_eq!(ids, vec![1, 2, 3, 4, 5], "latest\n{}", r.log_tail(3000));
-    amcheck(&r);
+    common::amcheck(&r);
     kill(&mut s.receiver, nix::sys::signal::Signal::SIGTERM);
 }
 

@@ -196,6 +196,21 @@ pub fn restore_and_start(
     r
 }
 
+/// `pg_amcheck --heapallindexed` on database `postgres` of a restored server must pass.
+pub fn amcheck(r: &Cluster) {
+    let mut cmd = r.tool_command("pg_amcheck").expect("pg_amcheck");
+    cmd.arg("-h").arg(r.socket_dir()).args([
+        "-p",
+        &r.port().to_string(),
+        "-U",
+        "postgres",
+        "--install-missing",
+        "--heapallindexed",
+        "postgres",
+    ]);
+    barkeep_testkit::run(cmd, "pg_amcheck").expect("pg_amcheck passes on the restored cluster");
+}
+
 /// Options restoring to a backup's consistency point, then promoting.
 pub const AT_BACKUP: &[&str] = &["--target-immediate", "--target-action", "promote"];
 
